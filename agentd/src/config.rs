@@ -1,0 +1,97 @@
+//! Command-line flags, environment variables and the optional config file,
+//! resolved into one [`Config`] (DESIGN.md, "Paths and environment").
+
+use agentd_proto::paths;
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `agentd`'s command line. With no subcommand it runs the daemon in the
+/// foreground.
+#[derive(Debug, clap::Parser)]
+#[command(name = "agentd", version, about = "The agentd daemon: runs and supervises background jobs for agentctl and LLM agents")]
+pub struct Args {
+    /// Socket to listen on [default: $XDG_RUNTIME_DIR/agentd/agentd.sock, or /tmp/agentd-$UID/agentd.sock]
+    #[arg(long, env = paths::SOCKET_ENV, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Directory for the job database and job output [default: $XDG_STATE_HOME/agentd]
+    #[arg(long, env = paths::STATE_DIR_ENV, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Config file (TOML) [default: $XDG_CONFIG_HOME/agentd/config.toml, if it exists]
+    #[arg(long, env = "AGENTD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The config file's contents. Every key is optional.
+///
+/// ```toml
+/// # at most this many jobs run at once; the rest wait, first in first out
+/// max_running = 4
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// At most this many jobs run at once (default: unlimited).
+    pub max_running: Option<usize>,
+}
+
+/// Everything the daemon needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The Unix socket path.
+    pub socket: PathBuf,
+    /// The state directory (database, job output, lock file).
+    pub state_dir: PathBuf,
+    /// At most this many jobs run at once; `None` is unlimited.
+    pub max_running: Option<usize>,
+}
+
+impl Config {
+    /// Resolves flags, environment and config file.
+    ///
+    /// Errors: no home directory to derive the state dir from; a config file
+    /// named explicitly that cannot be read; a config file that is not valid
+    /// TOML or has unknown keys.
+    pub fn from_args(args: Args) -> anyhow::Result<Config> {
+        let socket = args.socket.unwrap_or_else(paths::default_socket_path);
+        let state_dir = match args.state_dir {
+            Some(dir) => dir,
+            None => default_state_dir()?,
+        };
+        let file = match args.config {
+            Some(path) => load_file(&path, true)?,
+            None => match directories::BaseDirs::new() {
+                Some(base) => load_file(&base.config_dir().join("agentd/config.toml"), false)?,
+                None => FileConfig::default(),
+            },
+        };
+        Ok(Config {
+            socket: absolute(socket)?,
+            state_dir: absolute(state_dir)?,
+            max_running: file.max_running.filter(|&n| n > 0),
+        })
+    }
+}
+
+fn default_state_dir() -> anyhow::Result<PathBuf> {
+    let base = directories::BaseDirs::new()
+        .context("cannot find the home directory to place the state dir; set AGENTD_STATE_DIR")?;
+    // `state_dir` is None off Linux; fall back to the data dir there.
+    let root = base.state_dir().unwrap_or(base.data_local_dir());
+    Ok(root.join("agentd"))
+}
+
+fn load_file(path: &Path, required: bool) -> anyhow::Result<FileConfig> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(FileConfig::default());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading config file {}", path.display())),
+    };
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
+    std::path::absolute(&path).with_context(|| format!("resolving {}", path.display()))
+}

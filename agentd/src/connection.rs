@@ -1,0 +1,129 @@
+//! One client connection: peer check, line framing, JSON-RPC 2.0 requests,
+//! notifications and batches, many requests in flight at once.
+//!
+//! The reader hands each line to its own task; replies go through a channel
+//! to one writer, so a slow request never holds up the ones behind it.
+
+use crate::daemon::Daemon;
+use crate::rpc;
+use agentd_proto::codec::{self, Frame, MAX_LINE_BYTES};
+use agentd_proto::{Id, Request, Response, RpcError};
+use interprocess::local_socket::tokio::{Stream, prelude::*};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::io::BufReader;
+use tokio::sync::mpsc;
+
+/// Serves one connection until the peer closes it, sends an oversized line,
+/// or the daemon stops (then in-flight requests still get their replies).
+pub async fn serve(daemon: Arc<Daemon>, stream: Stream) {
+    match stream.peer_creds() {
+        Ok(creds) if creds.euid() == Some(rustix::process::geteuid().as_raw()) => {}
+        Ok(creds) => {
+            tracing::warn!(
+                peer_uid = ?creds.euid(),
+                peer_pid = ?creds.pid(),
+                "refused a connection from another user"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("refused a connection whose credentials cannot be read: {e}");
+            return;
+        }
+    }
+    let stream = Arc::new(stream);
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(write_replies(stream.clone(), out_rx));
+    let mut reader = BufReader::new(&*stream);
+    let mut buf = Vec::new();
+    loop {
+        let frame = tokio::select! {
+            frame = codec::read_line(&mut reader, &mut buf, MAX_LINE_BYTES) => frame,
+            _ = daemon.shutting_down() => break,
+        };
+        match frame {
+            Ok(Frame::Line) => {
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let line = std::mem::take(&mut buf);
+                let daemon = daemon.clone();
+                let out = out_tx.clone();
+                tokio::spawn(async move {
+                    if let Some(reply) = handle_line(&daemon, &line).await {
+                        let _ = out.send(reply);
+                    }
+                });
+            }
+            Ok(Frame::TooLong) => {
+                let err = RpcError::invalid_request(format!(
+                    "line longer than {MAX_LINE_BYTES} bytes; closing the connection"
+                ));
+                let _ = out_tx.send(encode(&Response::err(Id::Null, err)));
+                break;
+            }
+            Ok(Frame::Eof) | Err(_) => break,
+        }
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+async fn write_replies(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(line) = rx.recv().await {
+        if codec::write_line(&mut &*stream, &line).await.is_err() {
+            break;
+        }
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("responses always serialise")
+}
+
+/// Handles one line: a request, a notification or a batch. Returns the
+/// reply line, or `None` when nothing is to be sent (notifications, a batch
+/// of notifications).
+pub async fn handle_line(daemon: &Arc<Daemon>, line: &[u8]) -> Option<Vec<u8>> {
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => return Some(encode(&Response::err(Id::Null, RpcError::parse_error(e)))),
+    };
+    match value {
+        Value::Array(items) if items.is_empty() => Some(encode(&Response::err(
+            Id::Null,
+            RpcError::invalid_request("an empty batch"),
+        ))),
+        Value::Array(items) => {
+            let tasks: Vec<_> = items
+                .into_iter()
+                .map(|item| {
+                    let daemon = daemon.clone();
+                    tokio::spawn(async move { handle_one(&daemon, item).await })
+                })
+                .collect();
+            let mut replies = Vec::new();
+            for task in tasks {
+                if let Ok(Some(reply)) = task.await {
+                    replies.push(reply);
+                }
+            }
+            (!replies.is_empty()).then(|| encode(&replies))
+        }
+        value => handle_one(daemon, value).await.map(|r| encode(&r)),
+    }
+}
+
+async fn handle_one(daemon: &Arc<Daemon>, value: Value) -> Option<Response> {
+    let request = match Request::from_value(value) {
+        Ok(r) => r,
+        Err((id, err)) => return Some(Response::err(id, err)),
+    };
+    let result = rpc::dispatch(daemon, &request.method, request.params).await;
+    let id = request.id?;
+    Some(match result {
+        Ok(value) => Response::ok(id, value),
+        Err(err) => Response::err(id, err),
+    })
+}

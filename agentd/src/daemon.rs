@@ -1,0 +1,165 @@
+//! Starting and stopping the daemon: lock the state dir, open the store,
+//! recover the job table, bind the socket, serve until shutdown, and on
+//! shutdown keep or kill the running jobs.
+
+use crate::config::Config;
+use crate::state::{JobEntry, Shared};
+use crate::store::{Loaded, Store};
+use crate::supervisor::{self, Control};
+use crate::{listener, lock, server, timefmt};
+use agentd_proto::JobState;
+use agentd_proto::methods::ShutdownJobs;
+use anyhow::Context;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The daemon's shared context, handed to every request handler and
+/// supervising task.
+pub struct Daemon {
+    /// Resolved configuration.
+    pub config: Config,
+    /// Job table and notification queues.
+    pub shared: Arc<Shared>,
+    /// The durable store.
+    pub store: Store,
+    /// When this daemon started (RFC 3339 UTC).
+    pub started_at: String,
+    /// Signalled when a job ends or fails to start, so the scheduler can
+    /// start the next queued job.
+    pub slot_freed: tokio::sync::Notify,
+    /// `Some` once shutdown was requested, with what to do to jobs.
+    shutdown: watch::Sender<Option<ShutdownJobs>>,
+}
+
+impl Daemon {
+    /// The shutdown request, if any.
+    pub fn shutdown_requested(&self) -> Option<ShutdownJobs> {
+        *self.shutdown.borrow()
+    }
+
+    /// Asks the daemon to stop; the first request decides what happens to
+    /// running jobs.
+    pub fn request_shutdown(&self, jobs: ShutdownJobs) {
+        self.shutdown.send_if_modified(|s| {
+            let first = s.is_none();
+            s.get_or_insert(jobs);
+            first
+        });
+    }
+
+    /// Resolves once shutdown has been requested.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+
+    /// The output log of job `id`.
+    pub fn output_path(&self, id: &str) -> PathBuf {
+        supervisor::output::path(&self.config.state_dir, id)
+    }
+}
+
+/// Runs the daemon until `stop` resolves (a signal, in `main`) or a client
+/// calls `daemon.shutdown`.
+///
+/// Errors: the state dir cannot be created or is locked by another agentd;
+/// the database cannot be opened; another daemon answers on the socket or
+/// the socket cannot be bound.
+pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let _lock = lock::lock_state_dir(&config.state_dir)?;
+    let shared = Arc::new(Shared::default());
+    let db = config.state_dir.join("agentd.db");
+    let (store, loaded) = Store::open(db, shared.clone())?;
+    let lost = restore(&shared, loaded);
+    let listener = listener::bind(&config.socket)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
+    let daemon = Arc::new(Daemon {
+        config,
+        shared,
+        store,
+        started_at: timefmt::now(),
+        slot_freed: tokio::sync::Notify::new(),
+        shutdown: watch::channel(None).0,
+    });
+    tracing::info!(
+        socket = %daemon.config.socket.display(),
+        state_dir = %daemon.config.state_dir.display(),
+        pid = std::process::id(),
+        "agentd {} listening",
+        env!("CARGO_PKG_VERSION")
+    );
+    for job in lost {
+        tracing::warn!(job = %job.short_id, "job was running when agentd stopped; marking it lost");
+        supervisor::finish(&daemon, job, None).await;
+    }
+    supervisor::start_queued(&daemon).await;
+    let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
+
+    let d = daemon.clone();
+    let stop = async move {
+        tokio::select! {
+            _ = stop => d.request_shutdown(ShutdownJobs::Keep),
+            _ = d.shutting_down() => {}
+        }
+    };
+    server::serve(listener, daemon.clone(), stop).await;
+    scheduler.abort();
+
+    if daemon.shutdown_requested() == Some(ShutdownJobs::Kill) {
+        kill_all(&daemon).await;
+    }
+    daemon.store.flush().await;
+    tracing::info!("agentd stopped");
+    Ok(())
+}
+
+/// Fills the job table and queues from the database. Jobs recorded as
+/// running cannot be supervised by this daemon: they are returned, marked
+/// `lost`, to be finished (with a notification) once the daemon is up.
+fn restore(shared: &Shared, loaded: Loaded) -> Vec<agentd_proto::Job> {
+    let mut lost = Vec::new();
+    let mut jobs = shared.jobs.lock().expect("job table poisoned");
+    for l in loaded.jobs {
+        let job = l.job;
+        if job.state == JobState::Running {
+            let mut gone = job.clone();
+            gone.state = JobState::Lost;
+            gone.finished_at = Some(timefmt::now());
+            lost.push(gone);
+        }
+        let env = (job.state == JobState::Queued).then_some(l.env).flatten();
+        jobs.insert(JobEntry::new(job, l.tail_bytes, env));
+    }
+    let mut queues = shared.queues.lock().expect("queues poisoned");
+    for n in loaded.pending {
+        queues.push(n);
+    }
+    lost
+}
+
+/// Kills every running job (TERM, KILL after 5 s) and waits until each end
+/// is recorded.
+async fn kill_all(daemon: &Daemon) {
+    let waiters: Vec<_> = {
+        let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
+        jobs.with_control()
+            .into_iter()
+            .filter_map(|idx| {
+                let entry = jobs.entry(idx);
+                let sent = entry.control.as_ref()?.send(Control::Kill {
+                    signal: rustix::process::Signal::TERM,
+                    grace: supervisor::TIMEOUT_GRACE,
+                });
+                sent.ok().map(|_| entry.done.subscribe())
+            })
+            .collect()
+    };
+    tracing::info!("killing {} running jobs before exiting", waiters.len());
+    for mut done in waiters {
+        let _ = tokio::time::timeout(Duration::from_secs(15), done.wait_for(|d| *d)).await;
+    }
+}

@@ -1,0 +1,27 @@
+//! agentd: a per-user daemon that runs background jobs for agentctl and LLM
+//! agents, keeps their output on disk and their ends in per-session
+//! notification queues, and keeps all of it across restarts.
+//!
+//! The daemon is a library so tests can start it in-process; `main.rs` only
+//! parses flags, sets up logging and calls [`run`].
+//!
+//! Modules: [`config`] (flags, env, config file), [`daemon`] (start and
+//! stop), [`lock`] (state-dir lock), [`listener`] (socket), [`server`]
+//! (accept loop), [`connection`] (framing and JSON-RPC), [`rpc`] (the method
+//! table), [`state`] (in-memory job table and queues), [`store`] (SQLite),
+//! [`supervisor`] (processes), [`timefmt`] (timestamps).
+
+pub mod config;
+pub mod connection;
+pub mod daemon;
+pub mod listener;
+pub mod lock;
+pub mod rpc;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod supervisor;
+pub mod timefmt;
+
+pub use config::{Args, Config};
+pub use daemon::run;

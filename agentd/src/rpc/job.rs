@@ -1,0 +1,350 @@
+//! `job.submit`, `job.get`, `job.list`, `job.output`, `job.kill`,
+//! `job.wait`.
+
+use super::params;
+use crate::daemon::Daemon;
+use crate::state::JobEntry;
+use crate::supervisor::{self, Control, output};
+use crate::timefmt;
+use agentd_proto::methods::{
+    IdParams, KillParams, ListParams, ListResult, OutputParams, OutputResult, SubmitParams,
+    WaitParams,
+};
+use agentd_proto::{Job, JobState, RpcError, codes};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Default `job.output` `limit`, in bytes.
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 * 1024;
+/// Largest `job.output` `limit` or `tail`, in bytes (4 MiB); more is -32003.
+pub const MAX_OUTPUT_LIMIT: u64 = 4 * 1024 * 1024;
+/// Default `tail_bytes` of a notification.
+pub const DEFAULT_TAIL_BYTES: u64 = 1000;
+/// Largest `tail_bytes`, in bytes (64 KiB), so notifications stay small.
+pub const MAX_TAIL_BYTES: u64 = 64 * 1024;
+/// Longest command, in bytes: Linux refuses a single exec argument of
+/// 128 KiB or more (`MAX_ARG_STRLEN`).
+pub const MAX_COMMAND_BYTES: usize = 128 * 1024 - 1;
+/// Most jobs waiting in the queue at once; more is -32003.
+pub const MAX_QUEUED: u64 = 100_000;
+/// Default `job.kill` grace before SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// `job.submit`: checks the params, records the job durably, then starts it
+/// if a slot is free. Returns the job as it stands (usually `running`).
+pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
+    let invalid = |msg: String, field: &str| RpcError::invalid_params(msg, Some(field));
+    if p.command.trim().is_empty() {
+        return Err(invalid("command must not be empty".into(), "command"));
+    }
+    if p.command.len() > MAX_COMMAND_BYTES {
+        return Err(invalid(
+            format!(
+                "command is {} bytes; at most {MAX_COMMAND_BYTES} fit in one exec argument",
+                p.command.len()
+            ),
+            "command",
+        ));
+    }
+    if p.command.contains('\0') {
+        return Err(invalid("command must not contain a NUL byte".into(), "command"));
+    }
+    if let Some(env) = &p.env {
+        for (k, v) in env {
+            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+                return Err(invalid(
+                    format!("env variable {k:?} must have a non-empty name without '=' or NUL, and a value without NUL"),
+                    "env",
+                ));
+            }
+        }
+    }
+    let timeout_secs = p
+        .timeout_secs
+        .map(|t| params::seconds("timeout_secs", t, false))
+        .transpose()?;
+    let session = params::session(p.session)?;
+    let tail_bytes = p.tail_bytes.unwrap_or(DEFAULT_TAIL_BYTES);
+    if tail_bytes > MAX_TAIL_BYTES {
+        return Err(invalid(
+            format!("tail_bytes must be at most {MAX_TAIL_BYTES}, got {tail_bytes}"),
+            "tail_bytes",
+        ));
+    }
+    let cwd = match p.cwd {
+        Some(cwd) if !Path::new(&cwd).is_absolute() => {
+            return Err(invalid(format!("cwd {cwd:?} must be an absolute path"), "cwd"));
+        }
+        Some(cwd) => cwd,
+        None => std::env::current_dir()
+            .map_err(|e| RpcError::new(codes::CANNOT_SPAWN, format!("agentd has no current directory to run in: {e}")))?
+            .display()
+            .to_string(),
+    };
+    match tokio::fs::metadata(&cwd).await {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(cannot_spawn(format!("cwd {cwd} is not a directory"))),
+        Err(e) => return Err(cannot_spawn(format!("cwd {cwd} cannot be used: {e}"))),
+    }
+    let queued = d.shared.jobs.lock().expect("job table poisoned").counts().queued;
+    if queued >= MAX_QUEUED {
+        return Err(RpcError::new(
+            codes::LIMIT_EXCEEDED,
+            format!("too many queued jobs (at most {MAX_QUEUED}); wait for some to start"),
+        ));
+    }
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let job = Job {
+        short_id: id[..8].to_string(),
+        id,
+        command: p.command,
+        cwd,
+        state: JobState::Queued,
+        exit_code: None,
+        signal: None,
+        pid: None,
+        session,
+        label: p.label,
+        created_at: timefmt::now(),
+        started_at: None,
+        finished_at: None,
+        duration_ms: None,
+        timeout_secs,
+        output_bytes: 0,
+    };
+    let log = d.output_path(&job.id);
+    tokio::task::spawn_blocking(move || output::create(&log))
+        .await
+        .map_err(RpcError::internal)?
+        .map_err(|e| RpcError::internal(format!("cannot create the job's output log: {e}")))?;
+    d.store
+        .insert_job(job.clone(), p.env.as_ref(), tail_bytes)
+        .await
+        .map_err(|e| RpcError::internal(format!("cannot record the job: {e}")))?;
+    let idx = d
+        .shared
+        .jobs
+        .lock()
+        .expect("job table poisoned")
+        .insert(JobEntry::new(job, tail_bytes, p.env));
+    supervisor::start_queued(d).await;
+    let job = d.shared.jobs.lock().expect("job table poisoned").entry(idx).job.clone();
+    Ok(job)
+}
+
+fn cannot_spawn(msg: String) -> RpcError {
+    RpcError::new(codes::CANNOT_SPAWN, msg).with_data(json!({ "field": "cwd" }))
+}
+
+/// Looks a job up and returns a copy with `f` applied to its entry.
+fn with_job<T>(d: &Daemon, id: &str, f: impl FnOnce(&JobEntry) -> T) -> Result<T, RpcError> {
+    let jobs = d.shared.jobs.lock().expect("job table poisoned");
+    let idx = jobs.resolve(id)?;
+    Ok(f(jobs.entry(idx)))
+}
+
+/// Fills in `output_bytes` of running jobs from their output logs' sizes.
+async fn with_live_sizes(d: &Daemon, mut jobs: Vec<Job>) -> Vec<Job> {
+    let running: Vec<(usize, std::path::PathBuf)> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| j.state == JobState::Running)
+        .map(|(i, j)| (i, d.output_path(&j.id)))
+        .collect();
+    if running.is_empty() {
+        return jobs;
+    }
+    let sizes = tokio::task::spawn_blocking(move || {
+        running
+            .into_iter()
+            .map(|(i, p)| (i, output::size(&p).unwrap_or(0)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    for (i, size) in sizes {
+        jobs[i].output_bytes = size;
+    }
+    jobs
+}
+
+async fn current(d: &Daemon, id: &str) -> Result<Job, RpcError> {
+    let job = with_job(d, id, |e| e.job.clone())?;
+    Ok(with_live_sizes(d, vec![job]).await.remove(0))
+}
+
+/// `job.get`.
+pub async fn get(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
+    current(d, &p.id).await
+}
+
+/// `job.list`: newest first, filtered by states and session.
+pub async fn list(d: &Arc<Daemon>, p: ListParams) -> Result<ListResult, RpcError> {
+    let session = p.session.map(|s| params::session(Some(s))).transpose()?;
+    let limit = p.limit.map_or(usize::MAX, |l| l as usize);
+    let jobs = d.shared.jobs.lock().expect("job table poisoned").list(
+        p.states.as_deref(),
+        session.as_deref(),
+        limit,
+    );
+    Ok(ListResult {
+        jobs: with_live_sizes(d, jobs).await,
+    })
+}
+
+/// `job.output`: a byte range, or the tail, of the output log; with
+/// `wait_ms`, waits for bytes past `offset` while the job runs (woken by
+/// inotify or the job's end).
+pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, RpcError> {
+    let mut done = with_job(d, &p.id, |e| e.done.subscribe())?;
+    let id = with_job(d, &p.id, |e| e.job.id.clone())?;
+    let log = d.output_path(&id);
+    for (field, value) in [("limit", p.limit), ("tail", p.tail)] {
+        if let Some(v) = value
+            && v > MAX_OUTPUT_LIMIT
+        {
+            return Err(RpcError::new(
+                codes::LIMIT_EXCEEDED,
+                format!("{field} is {v} bytes; at most {MAX_OUTPUT_LIMIT} (4 MiB) per request"),
+            )
+            .with_data(json!({ "field": field })));
+        }
+    }
+    let wait_ms = p.wait_ms.unwrap_or(0);
+    params::seconds("wait_ms", wait_ms as f64 / 1000.0, true)?;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+
+    if let Some(n) = p.tail {
+        let finished = *done.borrow();
+        let (data, total) = read(&log, move |l| output::read_tail(l, n)).await?;
+        let offset = total - data.len() as u64;
+        return Ok(result(data, offset, total, finished));
+    }
+    let offset = p.offset.unwrap_or(0);
+    let limit = p.limit.unwrap_or(DEFAULT_OUTPUT_LIMIT);
+    loop {
+        let finished = *done.borrow_and_update();
+        let growth = if finished || wait_ms == 0 {
+            None
+        } else {
+            output::Growth::watch(&log).ok()
+        };
+        let (data, total) = read(&log, move |l| output::read_range(l, offset, limit)).await?;
+        if !data.is_empty() || finished || Instant::now() >= deadline {
+            return Ok(result(data, offset, total, finished));
+        }
+        tokio::select! {
+            _ = async { match &growth { Some(g) => g.changed().await, None => std::future::pending().await } } => {}
+            _ = done.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = d.shutting_down() => {}
+        }
+        if d.shutdown_requested().is_some() {
+            let (data, total) = read(&log, move |l| output::read_range(l, offset, limit)).await?;
+            return Ok(result(data, offset, total, *done.borrow()));
+        }
+    }
+}
+
+async fn read(
+    log: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<(Vec<u8>, u64)> + Send + 'static,
+) -> Result<(Vec<u8>, u64), RpcError> {
+    let log = log.to_owned();
+    tokio::task::spawn_blocking(move || f(&log))
+        .await
+        .map_err(RpcError::internal)?
+        .map_err(|e| RpcError::internal(format!("cannot read the output log: {e}")))
+}
+
+fn result(data: Vec<u8>, offset: u64, total: u64, finished: bool) -> OutputResult {
+    let next_offset = offset + data.len() as u64;
+    OutputResult {
+        data: String::from_utf8_lossy(&data).into_owned(),
+        offset,
+        next_offset,
+        total_bytes: total,
+        complete: finished && next_offset >= total,
+    }
+}
+
+/// `job.kill`: a queued job is cancelled; a running job's process group
+/// gets the signal, then SIGKILL after the grace. Returns the job once it
+/// has ended (or after the grace plus 10 s if it has not); a finished job
+/// is returned unchanged.
+pub async fn kill(d: &Arc<Daemon>, p: KillParams) -> Result<Job, RpcError> {
+    let signal = match &p.signal {
+        None => rustix::process::Signal::TERM,
+        Some(name) => supervisor::signal::parse(name).ok_or_else(|| {
+            RpcError::invalid_params(
+                format!(
+                    "unknown signal {name:?}; expected one of {}",
+                    supervisor::signal::accepted()
+                ),
+                Some("signal"),
+            )
+        })?,
+    };
+    let grace = match p.grace_secs {
+        Some(g) => Duration::from_secs_f64(params::seconds("grace_secs", g, true)?),
+        None => DEFAULT_GRACE,
+    };
+    enum Action {
+        Finished,
+        Cancel(Job),
+        Wait(watch::Receiver<bool>),
+    }
+    let action = {
+        let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
+        let idx = jobs.resolve(&p.id)?;
+        if jobs.entry(idx).job.state.is_finished() {
+            Action::Finished
+        } else if jobs.dequeue(idx) {
+            Action::Cancel(jobs.entry(idx).job.clone())
+        } else {
+            let entry = jobs.entry(idx);
+            match &entry.control {
+                Some(ctl) => {
+                    let _ = ctl.send(Control::Kill { signal, grace });
+                    Action::Wait(entry.done.subscribe())
+                }
+                None => Action::Wait(entry.done.subscribe()),
+            }
+        }
+    };
+    match action {
+        Action::Finished => {}
+        Action::Cancel(mut job) => {
+            job.state = JobState::Killed;
+            job.finished_at = Some(timefmt::now());
+            supervisor::finish(d, job, None).await;
+        }
+        Action::Wait(mut done) => {
+            let bound = grace + Duration::from_secs(10);
+            let _ = tokio::time::timeout(bound, done.wait_for(|&f| f)).await;
+        }
+    }
+    current(d, &p.id).await
+}
+
+/// `job.wait`: returns when the job has finished, at `timeout_secs`, or at
+/// shutdown, with the job as it stands.
+pub async fn wait(d: &Arc<Daemon>, p: WaitParams) -> Result<Job, RpcError> {
+    let timeout = p
+        .timeout_secs
+        .map(|t| params::seconds("timeout_secs", t, true))
+        .transpose()?
+        .map(Duration::from_secs_f64);
+    let mut done = with_job(d, &p.id, |e| e.done.subscribe())?;
+    tokio::select! {
+        _ = done.wait_for(|&f| f) => {}
+        _ = async { match timeout { Some(t) => tokio::time::sleep(t).await, None => std::future::pending().await } } => {}
+        _ = d.shutting_down() => {}
+    }
+    current(d, &p.id).await
+}

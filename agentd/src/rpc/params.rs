@@ -1,0 +1,104 @@
+//! Decoding and checking params. Every error is -32602 and names the field
+//! in its message and in `error.data.field`.
+
+use agentd_proto::RpcError;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Longest session name, in characters (DESIGN.md: 1–128 of
+/// `[A-Za-z0-9._-]`).
+pub const MAX_SESSION_LEN: usize = 128;
+/// Longest timeout or wait accepted, in seconds: 30 days. Longer ones are
+/// refused as absurd rather than silently capped.
+pub const MAX_TIMEOUT_SECS: f64 = 30.0 * 24.0 * 3600.0;
+
+/// Decodes a params object; absent params read as `{}`.
+///
+/// Errors: params given as an array (by position), a missing or mistyped
+/// field, an unknown field.
+pub fn decode<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
+    let value = match params {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(Value::Array(_)) => {
+            return Err(RpcError::invalid_params(
+                "params must be an object (by-name), not an array",
+                None,
+            ));
+        }
+        Some(v) => v,
+    };
+    serde_json::from_value(value).map_err(|e| {
+        let msg = e.to_string();
+        let field = field_of(&msg);
+        RpcError::invalid_params(msg.clone(), field.as_deref())
+    })
+}
+
+/// Picks the field name out of serde's messages (`missing field `x``,
+/// `unknown field `x``).
+fn field_of(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].to_string())
+}
+
+/// The session name, `"default"` when absent.
+///
+/// Errors: empty, longer than 128 chars, or a char outside
+/// `[A-Za-z0-9._-]`.
+pub fn session(s: Option<String>) -> Result<String, RpcError> {
+    let s = s.unwrap_or_else(|| "default".to_string());
+    let ok = !s.is_empty()
+        && s.len() <= MAX_SESSION_LEN
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s)
+    } else {
+        Err(RpcError::invalid_params(
+            format!("session {s:?} must be 1-{MAX_SESSION_LEN} characters of A-Z a-z 0-9 . _ -"),
+            Some("session"),
+        ))
+    }
+}
+
+/// A duration in seconds that must be finite, > 0 (or >= 0 when
+/// `zero_ok`) and at most [`MAX_TIMEOUT_SECS`].
+///
+/// Errors: -32602 naming `field`.
+pub fn seconds(field: &str, v: f64, zero_ok: bool) -> Result<f64, RpcError> {
+    let low_ok = if zero_ok { v >= 0.0 } else { v > 0.0 };
+    if v.is_finite() && low_ok && v <= MAX_TIMEOUT_SECS {
+        Ok(v)
+    } else {
+        let bound = if zero_ok { ">= 0" } else { "> 0" };
+        Err(RpcError::invalid_params(
+            format!("{field} must be a number of seconds {bound} and at most {MAX_TIMEOUT_SECS} (30 days), got {v}"),
+            Some(field),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentd_proto::methods::SubmitParams;
+    use serde_json::json;
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = decode::<SubmitParams>(Some(json!({"comand": "x"}))).unwrap_err();
+        assert_eq!(e.data, Some(json!({"field": "comand"})));
+        let e = decode::<SubmitParams>(Some(json!({}))).unwrap_err();
+        assert_eq!(e.data, Some(json!({"field": "command"})));
+        assert!(decode::<SubmitParams>(Some(json!(["x"]))).is_err());
+    }
+
+    #[test]
+    fn session_names() {
+        assert_eq!(session(None).unwrap(), "default");
+        assert!(session(Some("a.b_c-1".into())).is_ok());
+        assert!(session(Some("".into())).is_err());
+        assert!(session(Some("a b".into())).is_err());
+        assert!(session(Some("x".repeat(129))).is_err());
+    }
+}

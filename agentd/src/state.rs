@@ -1,0 +1,356 @@
+//! The daemon's in-memory view: the job table and the per-session
+//! notification queues. SQLite (see [`crate::store`]) is the durable copy;
+//! this is what requests read, so reads never touch the disk.
+//!
+//! Changes that must be durable first (a job's end, an ack) are applied here
+//! by the store thread right after their transaction commits, in commit
+//! order. That keeps each session's queue in `seq` order, so an ack up to
+//! `seq` N can never cover a notification that is not visible yet.
+
+use agentd_proto::methods::JobCounts;
+use agentd_proto::{Job, JobState, Notification, RpcError, codes};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::supervisor::Control;
+
+/// One job and what the daemon needs to run it.
+pub struct JobEntry {
+    /// The job as reported on the wire.
+    pub job: Job,
+    /// Size of the notification's `output_tail`, in bytes.
+    pub tail_bytes: u64,
+    /// Environment overlay, kept only until the job starts.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Sends kill requests to the job's supervising task; set from the moment
+    /// the job is taken off the queue until it finishes.
+    pub control: Option<mpsc::UnboundedSender<Control>>,
+    /// Becomes `true` once the job's end is committed; `job.wait` and
+    /// `job.output` wait on it.
+    pub done: watch::Sender<bool>,
+    /// Monotonic start time, for `duration_ms`.
+    pub started: Option<Instant>,
+    /// True while the job counts against `max_running`.
+    pub holds_slot: bool,
+}
+
+impl JobEntry {
+    /// A new entry; `done` starts as `job.state.is_finished()`.
+    pub fn new(job: Job, tail_bytes: u64, env: Option<BTreeMap<String, String>>) -> Self {
+        let finished = job.state.is_finished();
+        JobEntry {
+            job,
+            tail_bytes,
+            env,
+            control: None,
+            done: watch::channel(finished).0,
+            started: None,
+            holds_slot: false,
+        }
+    }
+}
+
+/// Why an id did not name exactly one job.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// Shorter than 4 characters, or not hex (and hyphens).
+    #[error("job id {0:?} is not a job id or a prefix of at least 4 hex characters")]
+    Malformed(String),
+    /// No job matches.
+    #[error("no job with id {0:?}")]
+    NotFound(String),
+    /// Several jobs match the prefix.
+    #[error("job id prefix {prefix:?} is ambiguous: it matches {}", .candidates.join(", "))]
+    Ambiguous {
+        /// The prefix given.
+        prefix: String,
+        /// The short ids it matches (up to 10).
+        candidates: Vec<String>,
+    },
+}
+
+impl From<LookupError> for RpcError {
+    fn from(e: LookupError) -> Self {
+        let message = e.to_string();
+        match e {
+            LookupError::Malformed(_) => RpcError::invalid_params(message, Some("id")),
+            LookupError::NotFound(id) => {
+                RpcError::new(codes::JOB_NOT_FOUND, message).with_data(json!({ "id": id }))
+            }
+            LookupError::Ambiguous { prefix, candidates } => {
+                RpcError::new(codes::AMBIGUOUS_ID, message)
+                    .with_data(json!({ "id": prefix, "candidates": candidates }))
+            }
+        }
+    }
+}
+
+/// All jobs, in creation order, with an index by id for prefix lookups and
+/// the FIFO of queued jobs.
+#[derive(Default)]
+pub struct JobTable {
+    entries: Vec<JobEntry>,
+    by_id: BTreeMap<String, usize>,
+    queued: VecDeque<usize>,
+    running: usize,
+}
+
+/// Index of a job in the table; stable for the daemon's lifetime (jobs are
+/// never removed while it runs).
+pub type JobIdx = usize;
+
+impl JobTable {
+    /// Adds a job; a queued one joins the back of the FIFO.
+    pub fn insert(&mut self, entry: JobEntry) -> JobIdx {
+        let idx = self.entries.len();
+        self.by_id.insert(entry.job.id.clone(), idx);
+        if entry.job.state == JobState::Queued {
+            self.queued.push_back(idx);
+        }
+        self.entries.push(entry);
+        idx
+    }
+
+    /// Finds the job named by a full id or a unique prefix of 4+ hex chars.
+    ///
+    /// Errors: [`LookupError`].
+    pub fn resolve(&self, id: &str) -> Result<JobIdx, LookupError> {
+        let key = id.to_ascii_lowercase();
+        if key.len() < 4 || !key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(LookupError::Malformed(id.to_string()));
+        }
+        let mut matches = self
+            .by_id
+            .range(key.clone()..)
+            .take_while(|(k, _)| k.starts_with(&key));
+        match (matches.next(), matches.next()) {
+            (None, _) => Err(LookupError::NotFound(id.to_string())),
+            (Some((_, &idx)), None) => Ok(idx),
+            (Some(first), Some(second)) => {
+                let candidates = [first, second]
+                    .into_iter()
+                    .chain(matches)
+                    .take(10)
+                    .map(|(_, &i)| self.entries[i].job.short_id.clone())
+                    .collect();
+                Err(LookupError::Ambiguous {
+                    prefix: id.to_string(),
+                    candidates,
+                })
+            }
+        }
+    }
+
+    /// The entry at `idx`.
+    pub fn entry(&self, idx: JobIdx) -> &JobEntry {
+        &self.entries[idx]
+    }
+
+    /// The entry at `idx`, mutably.
+    pub fn entry_mut(&mut self, idx: JobIdx) -> &mut JobEntry {
+        &mut self.entries[idx]
+    }
+
+    /// Takes the oldest queued job if a slot is free under `max_running`,
+    /// reserving the slot and marking it running (pid not yet known).
+    pub fn take_startable(&mut self, max_running: Option<usize>) -> Option<JobIdx> {
+        if max_running.is_some_and(|max| self.running >= max) {
+            return None;
+        }
+        let idx = self.queued.pop_front()?;
+        self.running += 1;
+        let entry = &mut self.entries[idx];
+        entry.holds_slot = true;
+        entry.job.state = JobState::Running;
+        Some(idx)
+    }
+
+    /// Removes a queued job from the FIFO; false when it was not queued.
+    pub fn dequeue(&mut self, idx: JobIdx) -> bool {
+        match self.queued.iter().position(|&i| i == idx) {
+            Some(pos) => {
+                self.queued.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Jobs matching the filters, newest first, at most `limit`.
+    pub fn list(&self, states: Option<&[JobState]>, session: Option<&str>, limit: usize) -> Vec<Job> {
+        self.entries
+            .iter()
+            .rev()
+            .map(|e| &e.job)
+            .filter(|j| states.is_none_or(|s| s.contains(&j.state)))
+            .filter(|j| session.is_none_or(|s| j.session == s))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Indexes of the jobs whose supervising task is live.
+    pub fn with_control(&self) -> Vec<JobIdx> {
+        (0..self.entries.len())
+            .filter(|&i| self.entries[i].control.is_some())
+            .collect()
+    }
+
+    /// Counts for `daemon.info`.
+    pub fn counts(&self) -> JobCounts {
+        let count = |st| self.entries.iter().filter(|e| e.job.state == st).count() as u64;
+        JobCounts {
+            queued: count(JobState::Queued),
+            running: count(JobState::Running),
+            total: self.entries.len() as u64,
+        }
+    }
+
+    /// Records a job's end: replaces the job, frees its slot, drops its
+    /// control channel and wakes its waiters.
+    pub fn finish(&mut self, job: Job) {
+        let Some(&idx) = self.by_id.get(&job.id) else {
+            return;
+        };
+        let entry = &mut self.entries[idx];
+        if entry.holds_slot {
+            entry.holds_slot = false;
+            self.running -= 1;
+        }
+        entry.job = job;
+        entry.control = None;
+        entry.env = None;
+        entry.done.send_replace(true);
+    }
+}
+
+/// Pending (unacknowledged) notifications per session, oldest first.
+#[derive(Default)]
+pub struct Queues {
+    by_session: HashMap<String, VecDeque<Notification>>,
+}
+
+impl Queues {
+    /// Appends a notification; callers push in rising `seq` order.
+    pub fn push(&mut self, n: Notification) {
+        self.by_session.entry(n.session.clone()).or_default().push_back(n);
+    }
+
+    /// Up to `max` pending notifications of `session` with `seq > after`.
+    pub fn peek(&self, session: &str, after: u64, max: usize) -> Vec<Notification> {
+        self.by_session
+            .get(session)
+            .map(|q| q.iter().filter(|n| n.seq > after).take(max).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// True when `session` has a pending notification.
+    pub fn has_pending(&self, session: &str) -> bool {
+        self.by_session.get(session).is_some_and(|q| !q.is_empty())
+    }
+
+    /// Removes and returns the pending notifications of `session` with
+    /// `seq <= up_to`.
+    pub fn remove_up_to(&mut self, session: &str, up_to: u64) -> Vec<Notification> {
+        let Some(q) = self.by_session.get_mut(session) else {
+            return Vec::new();
+        };
+        let n = q.iter().take_while(|n| n.seq <= up_to).count();
+        let removed = q.drain(..n).collect();
+        if q.is_empty() {
+            self.by_session.remove(session);
+        }
+        removed
+    }
+
+    /// Puts notifications back at the front (after a failed durable ack).
+    pub fn restore(&mut self, mut notifications: Vec<Notification>) {
+        let Some(first) = notifications.first() else {
+            return;
+        };
+        let q = self.by_session.entry(first.session.clone()).or_default();
+        notifications.extend(q.drain(..));
+        *q = notifications.into();
+    }
+}
+
+/// What the request handlers, the supervisors and the store thread share.
+#[derive(Default)]
+pub struct Shared {
+    /// The job table.
+    pub jobs: Mutex<JobTable>,
+    /// The notification queues.
+    pub queues: Mutex<Queues>,
+    /// Woken (all waiters) whenever a notification is queued.
+    pub queue_changed: Notify,
+}
+
+impl Shared {
+    /// Applies a committed job end: the job table first, then the queue, so
+    /// that whoever sees the notification also sees the finished job.
+    pub fn apply_finish(&self, job: Job, notification: Notification) {
+        self.jobs.lock().expect("job table poisoned").finish(job);
+        self.queues
+            .lock()
+            .expect("queues poisoned")
+            .push(notification);
+        self.queue_changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, state: JobState) -> Job {
+        Job {
+            id: id.into(),
+            short_id: id[..8].into(),
+            command: "true".into(),
+            cwd: "/".into(),
+            state,
+            exit_code: None,
+            signal: None,
+            pid: None,
+            session: "default".into(),
+            label: None,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            timeout_secs: None,
+            output_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn prefixes_resolve_uniquely_or_name_the_problem() {
+        let mut t = JobTable::default();
+        t.insert(JobEntry::new(job("abcd1234-0000", JobState::Succeeded), 0, None));
+        t.insert(JobEntry::new(job("abcd9999-0000", JobState::Succeeded), 0, None));
+        assert_eq!(t.resolve("abcd1"), Ok(0));
+        assert_eq!(t.resolve("ABCD9"), Ok(1));
+        assert!(matches!(t.resolve("abcd"), Err(LookupError::Ambiguous { .. })));
+        assert!(matches!(t.resolve("ffff"), Err(LookupError::NotFound(_))));
+        assert!(matches!(t.resolve("abc"), Err(LookupError::Malformed(_))));
+        assert!(matches!(t.resolve("xyz12"), Err(LookupError::Malformed(_))));
+    }
+
+    #[test]
+    fn queue_slots_respect_max_running() {
+        let mut t = JobTable::default();
+        for id in ["aaaa0000", "bbbb0000", "cccc0000"] {
+            t.insert(JobEntry::new(job(id, JobState::Queued), 0, None));
+        }
+        assert_eq!(t.take_startable(Some(2)), Some(0));
+        assert_eq!(t.take_startable(Some(2)), Some(1));
+        assert_eq!(t.take_startable(Some(2)), None);
+        let mut done = t.entry(0).job.clone();
+        done.state = JobState::Succeeded;
+        t.finish(done);
+        assert_eq!(t.take_startable(Some(2)), Some(2));
+    }
+}

@@ -1,0 +1,323 @@
+//! The durable store: one SQLite database (WAL, `synchronous=FULL`) owned by
+//! one thread, fed through a channel.
+//!
+//! Group commit: the thread takes every command waiting in the channel (up
+//! to [`MAX_BATCH`]), runs them in one transaction, commits once (one
+//! fsync), then applies the committed changes to [`Shared`] in order and
+//! answers each caller. Pipelined submits from many clients therefore share
+//! commits instead of each paying for its own.
+
+pub mod schema;
+
+use crate::state::Shared;
+use agentd_proto::{Job, Notification};
+use rusqlite::Connection;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+pub use schema::{Loaded, LoadedJob};
+
+/// Most commands committed in one transaction.
+pub const MAX_BATCH: usize = 4096;
+
+/// What can go wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or is not a database.
+    #[error("cannot open the job database {path}: {source}")]
+    Open {
+        /// The database path.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A newer agentd wrote this database.
+    #[error(
+        "the job database {path} has schema version {found}, newer than this agentd supports ({supported}); upgrade agentd or use another --state-dir"
+    )]
+    NewerSchema {
+        /// The database path.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+        /// Version this build supports.
+        supported: i64,
+    },
+    /// A statement or the commit failed (disk full, read-only, ...).
+    #[error("job database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A command or its transaction failed in the store thread (disk full,
+    /// read-only file system, ...); the text is SQLite's.
+    #[error("job database error: {0}")]
+    Failed(String),
+    /// A stored notification does not decode.
+    #[error("job database holds an unreadable notification: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// The store thread has stopped.
+    #[error("the job database is closed")]
+    Closed,
+}
+
+enum Op {
+    InsertJob {
+        job: Box<Job>,
+        env: Option<String>,
+        tail_bytes: u64,
+    },
+    MarkStarted {
+        id: String,
+        pid: u32,
+        started_at: String,
+    },
+    Finish {
+        job: Box<Job>,
+        output_tail: String,
+    },
+    Ack {
+        session: String,
+        up_to: u64,
+    },
+    Barrier,
+}
+
+enum Output {
+    Done,
+    Notification(Box<Notification>),
+    Acked(u64),
+}
+
+struct Command {
+    op: Op,
+    reply: Option<oneshot::Sender<Result<Output, String>>>,
+}
+
+/// A handle to the store thread. Cloning is cheap; the thread stops when the
+/// last handle is dropped, after finishing what was sent.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl Store {
+    /// Opens the database, loads it and starts the store thread, which
+    /// applies committed job ends and acks to `shared`.
+    ///
+    /// Errors: as [`schema::open`] and [`schema::load`].
+    pub fn open(path: PathBuf, shared: Arc<Shared>) -> Result<(Store, Loaded), StoreError> {
+        let conn = schema::open(&path)?;
+        let loaded = schema::load(&conn)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let last_seq = loaded.last_seq;
+        std::thread::Builder::new()
+            .name("agentd-store".into())
+            .spawn(move || run(conn, rx, shared, last_seq))
+            .map_err(|e| StoreError::Open {
+                path,
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok((Store { tx }, loaded))
+    }
+
+    async fn exec(&self, op: Op) -> Result<Output, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command {
+                op,
+                reply: Some(reply),
+            })
+            .map_err(|_| StoreError::Closed)?;
+        match rx.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(msg)) => Err(StoreError::Failed(msg)),
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Records a new job; returns once it is committed.
+    ///
+    /// Errors: the commit failed (the job is not recorded).
+    pub async fn insert_job(
+        &self,
+        job: Job,
+        env: Option<&BTreeMap<String, String>>,
+        tail_bytes: u64,
+    ) -> Result<(), StoreError> {
+        let env = env.map(|e| serde_json::to_string(e).expect("a string map always serialises"));
+        self.exec(Op::InsertJob {
+            job: Box::new(job),
+            env,
+            tail_bytes,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Records that a job started. Not awaited: a later finish of the same
+    /// job is committed after it, as the channel keeps order.
+    pub fn mark_started(&self, id: String, pid: u32, started_at: String) {
+        let _ = self.tx.send(Command {
+            op: Op::MarkStarted { id, pid, started_at },
+            reply: None,
+        });
+    }
+
+    /// Records a job's end and its notification in one transaction; after
+    /// the commit the store thread updates the job table and queues the
+    /// notification. Returns the notification.
+    ///
+    /// Errors: the commit failed; the job's end is still applied in memory
+    /// (its process is gone either way) but not durable.
+    pub async fn finish(&self, job: Job, output_tail: String) -> Result<Notification, StoreError> {
+        match self
+            .exec(Op::Finish {
+                job: Box::new(job),
+                output_tail,
+            })
+            .await?
+        {
+            Output::Notification(n) => Ok(*n),
+            _ => unreachable!("finish answers with a notification"),
+        }
+    }
+
+    /// Acknowledges `session`'s notifications up to `up_to`; after the
+    /// commit they leave the in-memory queue. Returns how many were pending.
+    ///
+    /// Errors: the commit failed (nothing is acknowledged).
+    pub async fn ack(&self, session: String, up_to: u64) -> Result<u64, StoreError> {
+        match self.exec(Op::Ack { session, up_to }).await? {
+            Output::Acked(n) => Ok(n),
+            _ => unreachable!("ack answers with a count"),
+        }
+    }
+
+    /// Returns once everything sent before it is committed.
+    pub async fn flush(&self) {
+        let _ = self.exec(Op::Barrier).await;
+    }
+}
+
+/// The store thread's loop: batch, execute, commit, apply, reply.
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+    mut last_seq: u64,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        let outcome = execute(&mut conn, &mut batch, &mut last_seq);
+        for (cmd, result) in batch.drain(..).zip(outcome.results) {
+            let result = match (outcome.commit.as_ref(), result) {
+                (Err(e), _) => Err(e.clone()),
+                (Ok(()), r) => r,
+            };
+            apply(&shared, cmd.op, &result, outcome.commit.is_ok());
+            if let Some(reply) = cmd.reply {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+struct BatchOutcome {
+    results: Vec<Result<Output, String>>,
+    commit: Result<(), String>,
+}
+
+fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> BatchOutcome {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!("cannot begin a transaction: {e}");
+            return BatchOutcome {
+                results: batch.iter().map(|_| Err(e.to_string())).collect(),
+                commit: Err(e.to_string()),
+            };
+        }
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for cmd in batch.iter_mut() {
+        let result = match &mut cmd.op {
+            Op::InsertJob {
+                job,
+                env,
+                tail_bytes,
+            } => schema::insert_job(&tx, job, env.as_deref(), *tail_bytes).map(|_| Output::Done),
+            Op::MarkStarted {
+                id,
+                pid,
+                started_at,
+            } => schema::mark_started(&tx, id, *pid, started_at).map(|_| Output::Done),
+            Op::Finish { job, output_tail } => {
+                *last_seq += 1;
+                let n = notification_for(job, *last_seq, std::mem::take(output_tail));
+                schema::finish_job(&tx, job, &n).map(|_| Output::Notification(Box::new(n)))
+            }
+            Op::Ack { session, up_to } => schema::ack(&tx, session, *up_to).map(Output::Acked),
+            Op::Barrier => Ok(Output::Done),
+        };
+        if let Err(e) = &result {
+            tracing::error!("job database statement failed: {e}");
+        }
+        results.push(result.map_err(|e| e.to_string()));
+    }
+    let commit = tx.commit().map_err(|e| {
+        tracing::error!("job database commit failed: {e}");
+        e.to_string()
+    });
+    BatchOutcome { results, commit }
+}
+
+/// Applies one command's effect to memory after its transaction.
+fn apply(shared: &Shared, op: Op, result: &Result<Output, String>, committed: bool) {
+    match (op, result) {
+        // A job's end is applied even when the commit failed: the process is
+        // gone, and the notification still reaches this daemon's clients.
+        (Op::Finish { job, .. }, _) => {
+            let n = match result {
+                Ok(Output::Notification(n)) => (**n).clone(),
+                _ => notification_for(&job, 0, String::new()),
+            };
+            if n.seq == 0 {
+                shared.jobs.lock().expect("job table poisoned").finish(*job);
+            } else {
+                shared.apply_finish(*job, n);
+            }
+        }
+        (Op::Ack { session, up_to }, Ok(_)) if committed => {
+            shared
+                .queues
+                .lock()
+                .expect("queues poisoned")
+                .remove_up_to(&session, up_to);
+        }
+        _ => {}
+    }
+}
+
+/// The notification of a finished job.
+fn notification_for(job: &Job, seq: u64, output_tail: String) -> Notification {
+    Notification {
+        seq,
+        job_id: job.id.clone(),
+        short_id: job.short_id.clone(),
+        session: job.session.clone(),
+        state: job.state,
+        exit_code: job.exit_code,
+        signal: job.signal.clone(),
+        command: job.command.clone(),
+        duration_ms: job.duration_ms,
+        output_tail,
+        finished_at: job.finished_at.clone().unwrap_or_default(),
+    }
+}

@@ -1,0 +1,260 @@
+//! The JSON-RPC 2.0 envelope: request ids, requests (and notifications,
+//! which are requests without an id), responses and error objects.
+//!
+//! Incoming requests are checked by [`Request::from_value`], which applies
+//! the rules of JSON-RPC 2.0 §4 and §5 and says which id (if any could be
+//! read) an error response must carry.
+
+use crate::codes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
+use std::fmt;
+
+/// A request id: a string, a number or null (JSON-RPC 2.0 §4). Numbers are
+/// kept as written so a reply echoes exactly what the client sent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    /// A numeric id, echoed verbatim.
+    Number(Number),
+    /// A string id.
+    String(String),
+    /// `null`: used in error responses when the request's id could not be
+    /// determined (parse error, invalid request).
+    Null,
+}
+
+impl From<u64> for Id {
+    fn from(n: u64) -> Self {
+        Id::Number(n.into())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Number(n) => write!(f, "{n}"),
+            Id::String(s) => write!(f, "{s:?}"),
+            Id::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// A request or, when `id` is `None`, a notification (no reply is sent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    /// The id echoed in the response; absent for a notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Id>,
+    /// The method name, e.g. `job.submit`.
+    pub method: String,
+    /// The parameters: an object for every agentd method; absent means `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+}
+
+impl Request {
+    /// A request with an id, as a client sends it.
+    pub fn new(id: Id, method: &str, params: Value) -> Self {
+        Request {
+            jsonrpc: "2.0".into(),
+            id: Some(id),
+            method: method.into(),
+            params: Some(params),
+        }
+    }
+
+    /// Checks one request object as JSON-RPC 2.0 §4 requires.
+    ///
+    /// Errors: an `Invalid Request` (-32600) error naming what is wrong,
+    /// paired with the id to answer with: the request's id when it is a
+    /// valid id, else [`Id::Null`]. A notification that is otherwise invalid
+    /// still gets an error reply, as the specification's examples show.
+    pub fn from_value(value: Value) -> Result<Request, (Id, RpcError)> {
+        let Value::Object(mut obj) = value else {
+            return Err((
+                Id::Null,
+                RpcError::invalid_request("a request must be a JSON object"),
+            ));
+        };
+        let id = match obj.remove("id") {
+            None => None,
+            Some(Value::Null) => Some(Id::Null),
+            Some(Value::String(s)) => Some(Id::String(s)),
+            Some(Value::Number(n)) => Some(Id::Number(n)),
+            Some(_) => {
+                return Err((
+                    Id::Null,
+                    RpcError::invalid_request("\"id\" must be a string, a number or null"),
+                ));
+            }
+        };
+        let reply_id = id.clone().unwrap_or(Id::Null);
+        let fail = |msg: &str| Err((reply_id.clone(), RpcError::invalid_request(msg)));
+        match obj.remove("jsonrpc") {
+            Some(Value::String(v)) if v == "2.0" => {}
+            _ => return fail("\"jsonrpc\" must be exactly \"2.0\""),
+        }
+        let method = match obj.remove("method") {
+            Some(Value::String(m)) => m,
+            Some(_) => return fail("\"method\" must be a string"),
+            None => return fail("\"method\" is missing"),
+        };
+        let params = match obj.remove("params") {
+            None => None,
+            Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
+            Some(_) => return fail("\"params\" must be an object or an array"),
+        };
+        if let Some(extra) = obj.keys().next() {
+            return fail(&format!("unknown member {extra:?} in the request object"));
+        }
+        Ok(Request {
+            jsonrpc: "2.0".into(),
+            id,
+            method,
+            params,
+        })
+    }
+
+    /// True when the request is a notification (sent without an id).
+    pub fn is_notification(&self) -> bool {
+        self.id.is_none()
+    }
+}
+
+/// A response: exactly one of `result` and `error` is present.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    /// The id of the request this answers ([`Id::Null`] when unknown).
+    pub id: Id,
+    /// The result on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+}
+
+impl Response {
+    /// A success response.
+    pub fn ok(id: Id, result: Value) -> Self {
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    /// An error response.
+    pub fn err(id: Id, error: RpcError) -> Self {
+        Response {
+            jsonrpc: "2.0".into(),
+            id,
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// A JSON-RPC error object: `code` from [`crate::codes`], `message` one
+/// readable sentence, `data` optional details (for example
+/// `{"field": "cwd"}` or the candidate ids of an ambiguous prefix).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct RpcError {
+    /// The error code.
+    pub code: i64,
+    /// One readable sentence.
+    pub message: String,
+    /// Optional structured details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// An error with a code and a message and no data.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Attaches `data`.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// -32700: the line is not valid JSON.
+    pub fn parse_error(detail: impl fmt::Display) -> Self {
+        Self::new(codes::PARSE_ERROR, format!("Parse error: {detail}"))
+    }
+
+    /// -32600 with a reason.
+    pub fn invalid_request(reason: impl fmt::Display) -> Self {
+        Self::new(codes::INVALID_REQUEST, format!("Invalid Request: {reason}"))
+    }
+
+    /// -32601 naming the method.
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(
+            codes::METHOD_NOT_FOUND,
+            format!("Method not found: {method:?}"),
+        )
+    }
+
+    /// -32602 naming what is wrong; `field` goes into `data.field` when known.
+    pub fn invalid_params(reason: impl fmt::Display, field: Option<&str>) -> Self {
+        let err = Self::new(codes::INVALID_PARAMS, format!("Invalid params: {reason}"));
+        match field {
+            Some(f) => err.with_data(Value::Object(Map::from_iter([(
+                "field".to_string(),
+                Value::String(f.to_string()),
+            )]))),
+            None => err,
+        }
+    }
+
+    /// -32603 with a description of what failed.
+    pub fn internal(reason: impl fmt::Display) -> Self {
+        Self::new(codes::INTERNAL_ERROR, format!("Internal error: {reason}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_checks_follow_the_spec() {
+        let ok = Request::from_value(json!({"jsonrpc":"2.0","method":"a","id":1})).unwrap();
+        assert_eq!(ok.id, Some(Id::from(1)));
+        let note = Request::from_value(json!({"jsonrpc":"2.0","method":"a"})).unwrap();
+        assert!(note.is_notification());
+        let (id, err) = Request::from_value(json!({"jsonrpc":"2.0","method":1,"params":"bar"}))
+            .unwrap_err();
+        assert_eq!((id, err.code), (Id::Null, codes::INVALID_REQUEST));
+        let (id, err) = Request::from_value(json!({"jsonrpc":"1.0","method":"a","id":"x"}))
+            .unwrap_err();
+        assert_eq!((id, err.code), (Id::String("x".into()), codes::INVALID_REQUEST));
+        let (id, _) = Request::from_value(json!(1)).unwrap_err();
+        assert_eq!(id, Id::Null);
+    }
+
+    #[test]
+    fn response_serialises_one_of_result_and_error() {
+        let r = serde_json::to_value(Response::ok(Id::from(3), json!({}))).unwrap();
+        assert_eq!(r, json!({"jsonrpc":"2.0","id":3,"result":{}}));
+        let e = serde_json::to_value(Response::err(Id::Null, RpcError::parse_error("x"))).unwrap();
+        assert_eq!(e["error"]["code"], json!(-32700));
+        assert!(e.get("result").is_none());
+    }
+}

@@ -1,0 +1,308 @@
+//! One params/result pair per method of protocol v1, tied together by the
+//! [`Method`] trait so that a call is typed end to end:
+//! `client.call::<JobSubmit>(&params)` returns a [`Job`].
+//!
+//! Params structs reject unknown fields, so a misspelt field is an
+//! `Invalid params` error naming it rather than silently ignored.
+
+use crate::types::{Job, JobState, Notification};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
+
+/// A method: its wire name and the types of its params and result.
+pub trait Method {
+    /// The wire name, e.g. `"job.submit"`.
+    const NAME: &'static str;
+    /// The params object.
+    type Params: Serialize + DeserializeOwned + Send + Sync;
+    /// The result object.
+    type Result: Serialize + DeserializeOwned + Send;
+}
+
+macro_rules! method {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $params:ty, $result:ty) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $ty {}
+        impl Method for $ty {
+            const NAME: &'static str = $name;
+            type Params = $params;
+            type Result = $result;
+        }
+    };
+}
+
+/// An empty object `{}`: the params of `daemon.info`, the result of
+/// `daemon.shutdown`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+method!(
+    /// `daemon.info`: version, pid, paths and job counts.
+    DaemonInfo, "daemon.info", Empty, InfoResult);
+method!(
+    /// `daemon.shutdown`: the daemon replies `{}` and exits.
+    DaemonShutdown, "daemon.shutdown", ShutdownParams, Empty);
+method!(
+    /// `job.submit`: replies once the job is durably recorded.
+    JobSubmit, "job.submit", SubmitParams, Job);
+method!(
+    /// `job.get`: one job by id or unique prefix.
+    JobGet, "job.get", IdParams, Job);
+method!(
+    /// `job.list`: jobs newest first.
+    JobList, "job.list", ListParams, ListResult);
+method!(
+    /// `job.output`: a byte range of a job's output.
+    JobOutput, "job.output", OutputParams, OutputResult);
+method!(
+    /// `job.kill`: signals the job's process group.
+    JobKill, "job.kill", KillParams, Job);
+method!(
+    /// `job.wait`: long-polls until the job finishes or the timeout.
+    JobWait, "job.wait", WaitParams, Job);
+method!(
+    /// `notifications.peek`: pending notifications without consuming them.
+    NotificationsPeek, "notifications.peek", PeekParams, NotificationsResult);
+method!(
+    /// `notifications.ack`: consumes notifications up to a `seq`.
+    NotificationsAck, "notifications.ack", AckParams, AckResult);
+method!(
+    /// `notifications.drain`: peek and ack in one step (at-most-once).
+    NotificationsDrain, "notifications.drain", DrainParams, NotificationsResult);
+method!(
+    /// `notifications.wait`: long-polls until a notification is pending.
+    NotificationsWait, "notifications.wait", NotificationsWaitParams, NotificationsResult);
+
+/// Job counts in [`InfoResult`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Jobs waiting for a slot.
+    pub queued: u64,
+    /// Jobs running now.
+    pub running: u64,
+    /// All jobs in the table.
+    pub total: u64,
+}
+
+/// Result of `daemon.info`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InfoResult {
+    /// The daemon's version (its crate version).
+    pub version: String,
+    /// Always 1 for this protocol.
+    pub protocol_version: u32,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The socket path it listens on.
+    pub socket: String,
+    /// Its state directory.
+    pub state_dir: String,
+    /// When it started (RFC 3339 UTC).
+    pub started_at: String,
+    /// Job counts.
+    pub jobs: JobCounts,
+}
+
+/// What `daemon.shutdown` does to running jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownJobs {
+    /// Leave them running (the default).
+    #[default]
+    Keep,
+    /// Kill every running job's process group first.
+    Kill,
+}
+
+/// Params of `daemon.shutdown`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownParams {
+    /// `keep` (default) or `kill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<ShutdownJobs>,
+}
+
+/// Params of `job.submit`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitParams {
+    /// Non-empty shell command, run as `/bin/sh -c COMMAND`.
+    pub command: String,
+    /// Absolute, existing directory; default the daemon's cwd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Variables laid over the daemon's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Seconds (> 0) before the process group gets SIGTERM, then SIGKILL 5 s
+    /// later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+    /// Session name (default `"default"`): 1–128 chars of `[A-Za-z0-9._-]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Free-form label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Size in bytes of the notification's `output_tail` (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_bytes: Option<u64>,
+}
+
+/// Params naming one job: the full id or a unique prefix of 4+ hex chars.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdParams {
+    /// Full id or unique prefix.
+    pub id: String,
+}
+
+/// Params of `job.list`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only jobs in these states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<Vec<JobState>>,
+    /// Only jobs of this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// At most this many (the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+/// Result of `job.list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListResult {
+    /// Newest first.
+    pub jobs: Vec<Job>,
+}
+
+/// Params of `job.output`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputParams {
+    /// Full id or unique prefix.
+    pub id: String,
+    /// First byte to return (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// Bytes to return (default 65536, at most 4 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Return the last N bytes instead of a range (at most 4 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<u64>,
+    /// While the job runs, wait up to this many milliseconds for bytes past
+    /// `offset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// Result of `job.output`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputResult {
+    /// The bytes as lossy UTF-8.
+    pub data: String,
+    /// Offset of the first byte returned.
+    pub offset: u64,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+    /// Size of the output log now, in bytes.
+    pub total_bytes: u64,
+    /// True when the job has finished and `next_offset == total_bytes`.
+    pub complete: bool,
+}
+
+/// Params of `job.kill`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillParams {
+    /// Full id or unique prefix.
+    pub id: String,
+    /// `TERM` (default), `INT`, `HUP` or `KILL` (a `SIG` prefix is accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Seconds before SIGKILL follows (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_secs: Option<f64>,
+}
+
+/// Params of `job.wait`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitParams {
+    /// Full id or unique prefix.
+    pub id: String,
+    /// Give up after this many seconds and return the job as it stands;
+    /// absent means wait until it finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<f64>,
+}
+
+/// Params of `notifications.peek`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeekParams {
+    /// Session (default `"default"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Only notifications with a greater `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<u64>,
+    /// At most this many, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+}
+
+/// Params of `notifications.ack`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckParams {
+    /// Session (default `"default"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Acknowledge every pending notification with `seq <= up_to_seq`.
+    pub up_to_seq: u64,
+}
+
+/// Result of `notifications.ack`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckResult {
+    /// How many notifications were acknowledged by this call.
+    pub acked: u64,
+}
+
+/// Params of `notifications.drain`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainParams {
+    /// Session (default `"default"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// At most this many, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+}
+
+/// Params of `notifications.wait`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsWaitParams {
+    /// Session (default `"default"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// How long to wait, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// Result of the `notifications.*` methods that return notifications.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotificationsResult {
+    /// Oldest first (rising `seq`).
+    pub notifications: Vec<Notification>,
+}

@@ -1,0 +1,22 @@
+//! Default locations shared by both binaries (DESIGN.md, "Paths and
+//! environment").
+
+use std::path::PathBuf;
+
+/// Variable naming the socket, read by `agentd` and `agentctl`.
+pub const SOCKET_ENV: &str = "AGENTD_SOCKET";
+/// Variable naming the daemon's state directory.
+pub const STATE_DIR_ENV: &str = "AGENTD_STATE_DIR";
+
+/// The default socket path: `$XDG_RUNTIME_DIR/agentd/agentd.sock`, or
+/// `/tmp/agentd-$UID/agentd.sock` when `XDG_RUNTIME_DIR` is unset or empty.
+/// Does not read `AGENTD_SOCKET`; callers layer that on top (clap's `env`).
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("agentd").join("agentd.sock"),
+        _ => {
+            let uid = rustix::process::getuid().as_raw();
+            PathBuf::from(format!("/tmp/agentd-{uid}")).join("agentd.sock")
+        }
+    }
+}

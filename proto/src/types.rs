@@ -1,0 +1,144 @@
+//! The objects of protocol v1: [`Job`], [`JobState`] and [`Notification`]
+//! (DESIGN.md, "Objects"). Timestamps are RFC 3339 strings in UTC.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a job is in its life. `queued` and `running` are live; the others
+/// are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Accepted, waiting for a slot (`max_running`).
+    Queued,
+    /// Its process group is running.
+    Running,
+    /// Exited with code 0.
+    Succeeded,
+    /// Exited non-zero, or could not be spawned.
+    Failed,
+    /// Ended by `job.kill` or by a signal.
+    Killed,
+    /// Ended by its timeout.
+    TimedOut,
+    /// The daemon could not learn how it ended.
+    Lost,
+}
+
+impl JobState {
+    /// Every state, in life order.
+    pub const ALL: [JobState; 7] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Killed,
+        JobState::TimedOut,
+        JobState::Lost,
+    ];
+
+    /// The wire name, e.g. `timed_out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Killed => "killed",
+            JobState::TimedOut => "timed_out",
+            JobState::Lost => "lost",
+        }
+    }
+
+    /// True for every state but `queued` and `running`.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    /// Parses a wire name; the error lists the valid ones.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown state {s:?} (expected one of {})", names.join(", "))
+            })
+    }
+}
+
+/// A job as the daemon reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// UUID v4, hyphenated lowercase.
+    pub id: String,
+    /// The first 8 hex characters of `id`.
+    pub short_id: String,
+    /// The shell command, run as `/bin/sh -c COMMAND`.
+    pub command: String,
+    /// Absolute working directory.
+    pub cwd: String,
+    /// Current state.
+    pub state: JobState,
+    /// Exit code when the process exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal name (`"SIGKILL"`) when a signal ended the process.
+    pub signal: Option<String>,
+    /// Process id of the job's `/bin/sh` (also its process group id) once
+    /// started.
+    pub pid: Option<u32>,
+    /// The session whose notification queue gets this job's end.
+    pub session: String,
+    /// A free-form label given at submit.
+    pub label: Option<String>,
+    /// When the job was accepted (RFC 3339 UTC).
+    pub created_at: String,
+    /// When its process started.
+    pub started_at: Option<String>,
+    /// When it finished.
+    pub finished_at: Option<String>,
+    /// Milliseconds from start to finish (finished jobs only).
+    pub duration_ms: Option<u64>,
+    /// Timeout in seconds, if any.
+    pub timeout_secs: Option<f64>,
+    /// Bytes of output so far (stdout and stderr interleaved).
+    pub output_bytes: u64,
+}
+
+/// One finished job, queued for its session until acknowledged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Strictly rising sequence number, across daemon restarts too.
+    pub seq: u64,
+    /// The job's full id.
+    pub job_id: String,
+    /// The job's short id.
+    pub short_id: String,
+    /// The job's session.
+    pub session: String,
+    /// The job's final state.
+    pub state: JobState,
+    /// The job's exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if any (`"SIGTERM"`).
+    pub signal: Option<String>,
+    /// The job's command.
+    pub command: String,
+    /// Milliseconds from start to finish, if it started.
+    pub duration_ms: Option<u64>,
+    /// The last `tail_bytes` bytes of output (default 1000), lossy UTF-8.
+    pub output_tail: String,
+    /// When the job finished (RFC 3339 UTC).
+    pub finished_at: String,
+}
