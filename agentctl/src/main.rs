@@ -1,1 +1,27 @@
-fn main() {}
+//! `agentctl`: parses the command line and runs it. Errors are printed as
+//! `agentctl: error: …` and exit 1; usage errors exit 2 (clap).
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = agentctl::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agentctl: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(agentctl::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("agentctl: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

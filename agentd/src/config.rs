@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 /// `agentd`'s command line. With no subcommand it runs the daemon in the
 /// foreground.
 #[derive(Debug, clap::Parser)]
-#[command(name = "agentd", version, about = "The agentd daemon: runs and supervises background jobs for agentctl and LLM agents")]
+#[command(
+    name = "agentd",
+    version,
+    about = "The agentd daemon: runs and supervises background jobs for agentctl and LLM agents"
+)]
 pub struct Args {
     /// Socket to listen on [default: $XDG_RUNTIME_DIR/agentd/agentd.sock, or /tmp/agentd-$UID/agentd.sock]
     #[arg(long, env = paths::SOCKET_ENV, value_name = "PATH")]
@@ -56,7 +60,9 @@ impl Config {
         let socket = args.socket.unwrap_or_else(paths::default_socket_path);
         let state_dir = match args.state_dir {
             Some(dir) => dir,
-            None => default_state_dir()?,
+            None => paths::default_state_dir().context(
+                "cannot find the home directory to place the state dir; set AGENTD_STATE_DIR",
+            )?,
         };
         let file = match args.config {
             Some(path) => load_file(&path, true)?,
@@ -71,14 +77,6 @@ impl Config {
             max_running: file.max_running.filter(|&n| n > 0),
         })
     }
-}
-
-fn default_state_dir() -> anyhow::Result<PathBuf> {
-    let base = directories::BaseDirs::new()
-        .context("cannot find the home directory to place the state dir; set AGENTD_STATE_DIR")?;
-    // `state_dir` is None off Linux; fall back to the data dir there.
-    let root = base.state_dir().unwrap_or(base.data_local_dir());
-    Ok(root.join("agentd"))
 }
 
 fn load_file(path: &Path, required: bool) -> anyhow::Result<FileConfig> {

@@ -92,6 +92,11 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         "agentd {} listening",
         env!("CARGO_PKG_VERSION")
     );
+    // Tell systemd (Type=notify) or an auto-starting agentctl that the
+    // store is open and the socket serves.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("cannot send READY=1 to $NOTIFY_SOCKET: {e}");
+    }
     for job in lost {
         tracing::warn!(job = %job.short_id, "job was running when agentd stopped; marking it lost");
         supervisor::finish(&daemon, job, None).await;
@@ -108,6 +113,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     };
     server::serve(listener, daemon.clone(), stop).await;
     scheduler.abort();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 
     if daemon.shutdown_requested() == Some(ShutdownJobs::Kill) {
         kill_all(&daemon).await;

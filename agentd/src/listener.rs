@@ -33,7 +33,9 @@ pub async fn bind(path: &Path) -> anyhow::Result<Listener> {
         }
         // Only a directory agentd owns alone is tightened; /tmp itself or a
         // shared directory named by --socket is left as it is.
-        if dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("agentd"))
+        if dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("agentd"))
             && meta.permissions().mode() & 0o077 != 0
         {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;

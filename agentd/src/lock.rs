@@ -18,8 +18,9 @@ pub fn lock_state_dir(dir: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("cannot create the state dir {}", dir.display()))?;
     let meta = std::fs::metadata(dir)?;
     if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot make the state dir {} private (0700)", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || format!("cannot make the state dir {} private (0700)", dir.display()),
+        )?;
     }
     let path = dir.join("agentd.lock");
     let file = File::create(&path)

@@ -54,7 +54,10 @@ pub async fn serve(listener: Listener, daemon: Arc<Daemon>, stop: impl Future<Ou
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("dropping {} connections still busy at shutdown", connections.len());
+        tracing::warn!(
+            "dropping {} connections still busy at shutdown",
+            connections.len()
+        );
     }
 }
 

@@ -180,7 +180,12 @@ impl JobTable {
     }
 
     /// Jobs matching the filters, newest first, at most `limit`.
-    pub fn list(&self, states: Option<&[JobState]>, session: Option<&str>, limit: usize) -> Vec<Job> {
+    pub fn list(
+        &self,
+        states: Option<&[JobState]>,
+        session: Option<&str>,
+        limit: usize,
+    ) -> Vec<Job> {
         self.entries
             .iter()
             .rev()
@@ -236,14 +241,23 @@ pub struct Queues {
 impl Queues {
     /// Appends a notification; callers push in rising `seq` order.
     pub fn push(&mut self, n: Notification) {
-        self.by_session.entry(n.session.clone()).or_default().push_back(n);
+        self.by_session
+            .entry(n.session.clone())
+            .or_default()
+            .push_back(n);
     }
 
     /// Up to `max` pending notifications of `session` with `seq > after`.
     pub fn peek(&self, session: &str, after: u64, max: usize) -> Vec<Notification> {
         self.by_session
             .get(session)
-            .map(|q| q.iter().filter(|n| n.seq > after).take(max).cloned().collect())
+            .map(|q| {
+                q.iter()
+                    .filter(|n| n.seq > after)
+                    .take(max)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -329,11 +343,22 @@ mod tests {
     #[test]
     fn prefixes_resolve_uniquely_or_name_the_problem() {
         let mut t = JobTable::default();
-        t.insert(JobEntry::new(job("abcd1234-0000", JobState::Succeeded), 0, None));
-        t.insert(JobEntry::new(job("abcd9999-0000", JobState::Succeeded), 0, None));
+        t.insert(JobEntry::new(
+            job("abcd1234-0000", JobState::Succeeded),
+            0,
+            None,
+        ));
+        t.insert(JobEntry::new(
+            job("abcd9999-0000", JobState::Succeeded),
+            0,
+            None,
+        ));
         assert_eq!(t.resolve("abcd1"), Ok(0));
         assert_eq!(t.resolve("ABCD9"), Ok(1));
-        assert!(matches!(t.resolve("abcd"), Err(LookupError::Ambiguous { .. })));
+        assert!(matches!(
+            t.resolve("abcd"),
+            Err(LookupError::Ambiguous { .. })
+        ));
         assert!(matches!(t.resolve("ffff"), Err(LookupError::NotFound(_))));
         assert!(matches!(t.resolve("abc"), Err(LookupError::Malformed(_))));
         assert!(matches!(t.resolve("xyz12"), Err(LookupError::Malformed(_))));

@@ -6,9 +6,8 @@ use time::macros::format_description;
 
 /// Formats a UTC time.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.to_offset(time::UtcOffset::UTC)
         .format(&fmt)
         .expect("formatting a UTC time cannot fail")

@@ -101,7 +101,9 @@ impl Client {
     /// Errors: [`ClientError::Rpc`] with the daemon's error; I/O, closed
     /// connection and decode errors as their variants say.
     pub async fn call<M: Method>(&self, params: &M::Params) -> Result<M::Result, ClientError> {
-        let value = self.call_raw(M::NAME, serde_json::to_value(params)?).await?;
+        let value = self
+            .call_raw(M::NAME, serde_json::to_value(params)?)
+            .await?;
         Ok(serde_json::from_value(value)?)
     }
 

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(buf, b"one");
         assert_eq!(read_line(&mut r, &mut buf, 8).await.unwrap(), Frame::Line);
         assert_eq!(buf, b"two");
-        assert_eq!(read_line(&mut r, &mut buf, 8).await.unwrap(), Frame::TooLong);
+        assert_eq!(
+            read_line(&mut r, &mut buf, 8).await.unwrap(),
+            Frame::TooLong
+        );
         assert_eq!(buf.len(), 8);
     }
 

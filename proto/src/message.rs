@@ -239,12 +239,15 @@ mod tests {
         assert_eq!(ok.id, Some(Id::from(1)));
         let note = Request::from_value(json!({"jsonrpc":"2.0","method":"a"})).unwrap();
         assert!(note.is_notification());
-        let (id, err) = Request::from_value(json!({"jsonrpc":"2.0","method":1,"params":"bar"}))
-            .unwrap_err();
+        let (id, err) =
+            Request::from_value(json!({"jsonrpc":"2.0","method":1,"params":"bar"})).unwrap_err();
         assert_eq!((id, err.code), (Id::Null, codes::INVALID_REQUEST));
-        let (id, err) = Request::from_value(json!({"jsonrpc":"1.0","method":"a","id":"x"}))
-            .unwrap_err();
-        assert_eq!((id, err.code), (Id::String("x".into()), codes::INVALID_REQUEST));
+        let (id, err) =
+            Request::from_value(json!({"jsonrpc":"1.0","method":"a","id":"x"})).unwrap_err();
+        assert_eq!(
+            (id, err.code),
+            (Id::String("x".into()), codes::INVALID_REQUEST)
+        );
         let (id, _) = Request::from_value(json!(1)).unwrap_err();
         assert_eq!(id, Id::Null);
     }

@@ -20,3 +20,13 @@ pub fn default_socket_path() -> PathBuf {
         }
     }
 }
+
+/// The daemon's default state dir: `$XDG_STATE_HOME/agentd` (by default
+/// `~/.local/state/agentd`). Does not read `AGENTD_STATE_DIR`. `None` when
+/// no home directory can be found.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let base = directories::BaseDirs::new()?;
+    // `state_dir` is None off Linux; fall back to the local data dir there.
+    let root = base.state_dir().unwrap_or(base.data_local_dir());
+    Some(root.join("agentd"))
+}

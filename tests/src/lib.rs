@@ -1,1 +1,302 @@
+//! Test fixtures for the end-to-end tests: real `agentd` and `agentctl`
+//! binaries, each test in its own temp dir with its own socket, state dir
+//! and XDG dirs, and every process a test started cleaned up when it ends,
+//! pass or fail.
+//!
+//! The binaries are built once per test process with `cargo build --bins`
+//! (cargo releases its build lock while tests run), so `cargo test` alone
+//! is enough.
 
+use agentd_proto::Client;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+/// Path of a workspace binary (`agentd` or `agentctl`), built on first use.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--bins", "-p", "agentd", "-p", "agentctl"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "cargo build --bins failed");
+        // target/<profile>/deps/<test-exe> -> target/<profile>
+        let exe = std::env::current_exe().expect("test executable path");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps")
+            .to_path_buf()
+    });
+    dir.join(name)
+}
+
+/// A private world for one test: temp dir, socket path, state dirs, XDG
+/// dirs. Dropping it kills every process that carries its marker in its
+/// environment (daemons it started and all their jobs).
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+    /// The socket path (`AGENTD_SOCKET`).
+    pub socket: PathBuf,
+    /// The daemon's state dir (`AGENTD_STATE_DIR`).
+    pub state_dir: PathBuf,
+    marker: String,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    /// A fresh environment.
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("agentd-test-")
+            .tempdir()
+            .expect("creating a temp dir");
+        let root = dir.path();
+        for sub in ["run", "state", "config", "data", "cache", "home", "work"] {
+            std::fs::create_dir_all(root.join(sub)).expect("creating test dirs");
+        }
+        TestEnv {
+            socket: root.join("run/agentd/agentd.sock"),
+            state_dir: root.join("state/agentd"),
+            marker: format!("AGENTD_TEST_MARKER={}", root.display()),
+            dir,
+        }
+    }
+
+    /// The temp dir's root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A scratch directory for jobs to run in.
+    pub fn workdir(&self) -> PathBuf {
+        self.root().join("work")
+    }
+
+    /// A command with this environment's variables set: socket, state dirs,
+    /// `XDG_*`, `HOME`, auto-start off, no API keys.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let root = self.root();
+        let mut cmd = Command::new(program);
+        cmd.env("AGENTD_SOCKET", &self.socket)
+            .env("AGENTD_STATE_DIR", &self.state_dir)
+            .env("AGENTCTL_STATE_DIR", root.join("state/agentctl"))
+            .env("XDG_RUNTIME_DIR", root.join("run"))
+            .env("XDG_STATE_HOME", root.join("state"))
+            .env("XDG_CONFIG_HOME", root.join("config"))
+            .env("XDG_DATA_HOME", root.join("data"))
+            .env("XDG_CACHE_HOME", root.join("cache"))
+            .env("HOME", root.join("home"))
+            .env("AGENTCTL_NO_AUTOSTART", "1")
+            .env("AGENTD_TEST_MARKER", root)
+            .env("NO_COLOR", "1")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_BASE_URL")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("AGENTCTL_PROVIDER")
+            .env_remove("AGENTCTL_MODEL")
+            .env_remove("MODEL_ID")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("RUST_LOG")
+            .current_dir(self.workdir());
+        cmd
+    }
+
+    /// `agentctl ARGS…` in this environment.
+    pub fn agentctl(&self) -> Command {
+        self.command(bin("agentctl"))
+    }
+
+    /// Starts `agentd` and waits until it logs that it listens.
+    pub fn start_daemon(&self) -> Daemon {
+        self.start_daemon_with(|_| {})
+    }
+
+    /// Starts `agentd` after `configure` adjusts its command, and waits
+    /// until it is listening (read from its log, not by polling).
+    ///
+    /// Panics when the daemon exits before listening.
+    pub fn start_daemon_with(&self, configure: impl FnOnce(&mut Command)) -> Daemon {
+        let log_path = self.root().join(format!(
+            "agentd-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut cmd = self.command(bin("agentd"));
+        cmd.env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("starting agentd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        let mut ready = false;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            seen.push(line.clone());
+            if line.contains("listening") {
+                ready = true;
+                break;
+            }
+        }
+        if !ready {
+            let status = child.wait().expect("waiting for agentd");
+            panic!(
+                "agentd exited ({status}) before listening:\n{}",
+                seen.join("\n")
+            );
+        }
+        // Keep draining the log so the daemon never blocks on a full pipe.
+        let log_copy = log_path.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(log_copy).expect("daemon log copy");
+            for line in seen.into_iter().map(Ok).chain(lines) {
+                let Ok(line) = line else { break };
+                let _ = writeln!(f, "{line}");
+            }
+        });
+        Daemon {
+            child,
+            socket: self.socket.clone(),
+            log_path,
+        }
+    }
+
+    /// Every live process started under this environment (by marker).
+    pub fn processes(&self) -> Vec<u32> {
+        let marker = self.marker.as_bytes();
+        let me = std::process::id();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != me && is_alive(pid))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|&b| b == 0).any(|kv| kv == marker))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for pid in self.processes() {
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// True when `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z" | "X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Live (not zombie) processes in process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| is_alive(pid))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(')')?.1.to_string();
+                    rest.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+/// A running `agentd` started by [`TestEnv::start_daemon`]. Dropping it
+/// kills it with SIGKILL (its jobs are cleaned up by the [`TestEnv`]).
+pub struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    /// A copy of the daemon's stderr.
+    pub log_path: PathBuf,
+}
+
+impl Daemon {
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new protocol client connected to it.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.socket)
+            .await
+            .expect("connecting to agentd")
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the daemon to exit on its own (after `daemon.shutdown` or
+    /// SIGTERM) and returns its exit status.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("waiting for agentd")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        if let Some(p) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion and returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.stdin(Stdio::null()).output().expect("running command");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

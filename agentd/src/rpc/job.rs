@@ -51,13 +51,18 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         ));
     }
     if p.command.contains('\0') {
-        return Err(invalid("command must not contain a NUL byte".into(), "command"));
+        return Err(invalid(
+            "command must not contain a NUL byte".into(),
+            "command",
+        ));
     }
     if let Some(env) = &p.env {
         for (k, v) in env {
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
                 return Err(invalid(
-                    format!("env variable {k:?} must have a non-empty name without '=' or NUL, and a value without NUL"),
+                    format!(
+                        "env variable {k:?} must have a non-empty name without '=' or NUL, and a value without NUL"
+                    ),
                     "env",
                 ));
             }
@@ -77,11 +82,19 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
     }
     let cwd = match p.cwd {
         Some(cwd) if !Path::new(&cwd).is_absolute() => {
-            return Err(invalid(format!("cwd {cwd:?} must be an absolute path"), "cwd"));
+            return Err(invalid(
+                format!("cwd {cwd:?} must be an absolute path"),
+                "cwd",
+            ));
         }
         Some(cwd) => cwd,
         None => std::env::current_dir()
-            .map_err(|e| RpcError::new(codes::CANNOT_SPAWN, format!("agentd has no current directory to run in: {e}")))?
+            .map_err(|e| {
+                RpcError::new(
+                    codes::CANNOT_SPAWN,
+                    format!("agentd has no current directory to run in: {e}"),
+                )
+            })?
             .display()
             .to_string(),
     };
@@ -90,7 +103,13 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         Ok(_) => return Err(cannot_spawn(format!("cwd {cwd} is not a directory"))),
         Err(e) => return Err(cannot_spawn(format!("cwd {cwd} cannot be used: {e}"))),
     }
-    let queued = d.shared.jobs.lock().expect("job table poisoned").counts().queued;
+    let queued = d
+        .shared
+        .jobs
+        .lock()
+        .expect("job table poisoned")
+        .counts()
+        .queued;
     if queued >= MAX_QUEUED {
         return Err(RpcError::new(
             codes::LIMIT_EXCEEDED,
@@ -133,7 +152,14 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .expect("job table poisoned")
         .insert(JobEntry::new(job, tail_bytes, p.env));
     supervisor::start_queued(d).await;
-    let job = d.shared.jobs.lock().expect("job table poisoned").entry(idx).job.clone();
+    let job = d
+        .shared
+        .jobs
+        .lock()
+        .expect("job table poisoned")
+        .entry(idx)
+        .job
+        .clone();
     Ok(job)
 }
 

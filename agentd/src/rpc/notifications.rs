@@ -6,10 +6,10 @@
 
 use super::params;
 use crate::daemon::Daemon;
+use agentd_proto::RpcError;
 use agentd_proto::methods::{
     AckParams, AckResult, DrainParams, NotificationsResult, NotificationsWaitParams, PeekParams,
 };
-use agentd_proto::RpcError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +59,11 @@ pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResul
         });
     };
     if let Err(e) = d.store.ack(session, last.seq).await {
-        d.shared.queues.lock().expect("queues poisoned").restore(taken);
+        d.shared
+            .queues
+            .lock()
+            .expect("queues poisoned")
+            .restore(taken);
         return Err(RpcError::internal(format!("cannot record the ack: {e}")));
     }
     Ok(NotificationsResult {
@@ -81,12 +85,12 @@ pub async fn wait(
         let changed = d.shared.queue_changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let pending = d
-            .shared
-            .queues
-            .lock()
-            .expect("queues poisoned")
-            .peek(&session, 0, usize::MAX);
+        let pending =
+            d.shared
+                .queues
+                .lock()
+                .expect("queues poisoned")
+                .peek(&session, 0, usize::MAX);
         if !pending.is_empty() {
             return Ok(NotificationsResult {
                 notifications: pending,

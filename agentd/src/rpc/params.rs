@@ -50,7 +50,8 @@ pub fn session(s: Option<String>) -> Result<String, RpcError> {
     let s = s.unwrap_or_else(|| "default".to_string());
     let ok = !s.is_empty()
         && s.len() <= MAX_SESSION_LEN
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(s)
     } else {
@@ -72,7 +73,9 @@ pub fn seconds(field: &str, v: f64, zero_ok: bool) -> Result<f64, RpcError> {
     } else {
         let bound = if zero_ok { ">= 0" } else { "> 0" };
         Err(RpcError::invalid_params(
-            format!("{field} must be a number of seconds {bound} and at most {MAX_TIMEOUT_SECS} (30 days), got {v}"),
+            format!(
+                "{field} must be a number of seconds {bound} and at most {MAX_TIMEOUT_SECS} (30 days), got {v}"
+            ),
             Some(field),
         ))
     }

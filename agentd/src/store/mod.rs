@@ -158,7 +158,11 @@ impl Store {
     /// job is committed after it, as the channel keeps order.
     pub fn mark_started(&self, id: String, pid: u32, started_at: String) {
         let _ = self.tx.send(Command {
-            op: Op::MarkStarted { id, pid, started_at },
+            op: Op::MarkStarted {
+                id,
+                pid,
+                started_at,
+            },
             reply: None,
         });
     }

@@ -90,8 +90,10 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-    conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_err)?;
     conn.execute_batch(SCHEMA).map_err(open_err)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(open_err)?;
@@ -142,14 +144,15 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut stmt =
-        conn.prepare("SELECT body FROM notifications WHERE acked = 0 ORDER BY seq")?;
+    let mut stmt = conn.prepare("SELECT body FROM notifications WHERE acked = 0 ORDER BY seq")?;
     let pending = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .map(|body| Ok(serde_json::from_str(&body?)?))
         .collect::<Result<Vec<Notification>, StoreError>>()?;
     let last_seq: Option<i64> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+            r.get(0)
+        })
         .optional()?;
     Ok(Loaded {
         jobs,
@@ -186,7 +189,12 @@ pub fn insert_job(
 }
 
 /// Records that a job started (and forgets its environment).
-pub fn mark_started(conn: &Connection, id: &str, pid: u32, started_at: &str) -> rusqlite::Result<()> {
+pub fn mark_started(
+    conn: &Connection,
+    id: &str,
+    pid: u32,
+    started_at: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, env = NULL WHERE id = ?1",
     )?

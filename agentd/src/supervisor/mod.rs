@@ -99,7 +99,9 @@ async fn start(
             return;
         }
     };
-    let pid = child.id().expect("a child that was not waited on has a pid");
+    let pid = child
+        .id()
+        .expect("a child that was not waited on has a pid");
     let started = Instant::now();
     job.pid = Some(pid);
     job.started_at = Some(timefmt::now());
@@ -110,9 +112,11 @@ async fn start(
         entry.job.started_at = job.started_at.clone();
         entry.started = Some(started.into_std());
     }
-    daemon
-        .store
-        .mark_started(job.id.clone(), pid, job.started_at.clone().unwrap_or_default());
+    daemon.store.mark_started(
+        job.id.clone(),
+        pid,
+        job.started_at.clone().unwrap_or_default(),
+    );
     tracing::debug!(job = %job.short_id, pid, "started");
     tokio::spawn(run_to_end(daemon.clone(), job, child, control, started));
 }
@@ -162,6 +166,16 @@ async fn spawn(
         .stdout(file)
         .stderr(stderr)
         .process_group(0);
+    // What systemd (or an auto-starting agentctl) handed agentd is not the
+    // job's to use.
+    for var in [
+        "NOTIFY_SOCKET",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+    ] {
+        cmd.env_remove(var);
+    }
     if let Some(env) = env {
         cmd.envs(env);
     }
@@ -246,7 +260,9 @@ pub async fn finish(daemon: &Daemon, mut job: Job, started: Option<Instant>) {
     }
     let tail_bytes = {
         let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-        jobs.resolve(&job.id).map(|i| jobs.entry(i).tail_bytes).unwrap_or(0)
+        jobs.resolve(&job.id)
+            .map(|i| jobs.entry(i).tail_bytes)
+            .unwrap_or(0)
     };
     let log = output::path(&daemon.config.state_dir, &job.id);
     let (tail, total) = tokio::task::spawn_blocking(move || output::read_tail(&log, tail_bytes))

@@ -31,7 +31,10 @@ pub fn create(path: &Path) -> io::Result<()> {
 ///
 /// Errors: as [`File::open`].
 pub fn open_for_job(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new().append(true).create(true).open(path)
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
 }
 
 /// Bytes `[offset, offset + limit)` and the file's size. A missing file
