@@ -15,7 +15,9 @@ use tokio::io::BufReader;
 use tokio::sync::mpsc;
 
 /// Serves one connection until the peer closes it, sends an oversized line,
-/// or the daemon stops (then in-flight requests still get their replies).
+/// or the daemon closes connections at the end of a shutdown (in-flight
+/// requests still get their replies; requests read during the shutdown get
+/// -32005).
 pub async fn serve(daemon: Arc<Daemon>, stream: Stream) {
     match stream.peer_creds() {
         Ok(creds) if creds.euid() == Some(rustix::process::geteuid().as_raw()) => {}
@@ -40,7 +42,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream) {
     loop {
         let frame = tokio::select! {
             frame = codec::read_line(&mut reader, &mut buf, MAX_LINE_BYTES) => frame,
-            _ = daemon.shutting_down() => break,
+            _ = daemon.closing() => break,
         };
         match frame {
             Ok(Frame::Line) => {
@@ -48,10 +50,13 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream) {
                     continue;
                 }
                 let line = std::mem::take(&mut buf);
+                // Whether the daemon takes new work is decided when the line
+                // is read, so a request read before a shutdown is served.
+                let accepting = daemon.shutdown_requested().is_none();
                 let daemon = daemon.clone();
                 let out = out_tx.clone();
                 tokio::spawn(async move {
-                    if let Some(reply) = handle_line(&daemon, &line).await {
+                    if let Some(reply) = handle_line(&daemon, &line, accepting).await {
                         let _ = out.send(reply);
                     }
                 });
@@ -84,8 +89,9 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 /// Handles one line: a request, a notification or a batch. Returns the
 /// reply line, or `None` when nothing is to be sent (notifications, a batch
-/// of notifications).
-pub async fn handle_line(daemon: &Arc<Daemon>, line: &[u8]) -> Option<Vec<u8>> {
+/// of notifications). With `accepting` false (the line was read after
+/// shutdown began) every method but `daemon.info` gets -32005.
+pub async fn handle_line(daemon: &Arc<Daemon>, line: &[u8], accepting: bool) -> Option<Vec<u8>> {
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => return Some(encode(&Response::err(Id::Null, RpcError::parse_error(e)))),
@@ -100,7 +106,7 @@ pub async fn handle_line(daemon: &Arc<Daemon>, line: &[u8]) -> Option<Vec<u8>> {
                 .into_iter()
                 .map(|item| {
                     let daemon = daemon.clone();
-                    tokio::spawn(async move { handle_one(&daemon, item).await })
+                    tokio::spawn(async move { handle_one(&daemon, item, accepting).await })
                 })
                 .collect();
             let mut replies = Vec::new();
@@ -111,16 +117,18 @@ pub async fn handle_line(daemon: &Arc<Daemon>, line: &[u8]) -> Option<Vec<u8>> {
             }
             (!replies.is_empty()).then(|| encode(&replies))
         }
-        value => handle_one(daemon, value).await.map(|r| encode(&r)),
+        value => handle_one(daemon, value, accepting)
+            .await
+            .map(|r| encode(&r)),
     }
 }
 
-async fn handle_one(daemon: &Arc<Daemon>, value: Value) -> Option<Response> {
+async fn handle_one(daemon: &Arc<Daemon>, value: Value, accepting: bool) -> Option<Response> {
     let request = match Request::from_value(value) {
         Ok(r) => r,
         Err((id, err)) => return Some(Response::err(id, err)),
     };
-    let result = rpc::dispatch(daemon, &request.method, request.params).await;
+    let result = rpc::dispatch(daemon, &request.method, request.params, accepting).await;
     let id = request.id?;
     Some(match result {
         Ok(value) => Response::ok(id, value),

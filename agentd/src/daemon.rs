@@ -32,6 +32,9 @@ pub struct Daemon {
     pub slot_freed: tokio::sync::Notify,
     /// `Some` once shutdown was requested, with what to do to jobs.
     shutdown: watch::Sender<Option<ShutdownJobs>>,
+    /// `true` once connections should finish their in-flight requests and
+    /// close (after the jobs are dealt with at shutdown).
+    closing: watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -54,6 +57,18 @@ impl Daemon {
     pub async fn shutting_down(&self) {
         let mut rx = self.shutdown.subscribe();
         let _ = rx.wait_for(Option::is_some).await;
+    }
+
+    /// Tells every connection to stop reading and close once its in-flight
+    /// requests are answered.
+    pub fn close_connections(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once connections should close.
+    pub async fn closing(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|&c| c).await;
     }
 
     /// The output log of job `id`.
@@ -84,6 +99,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         started_at: timefmt::now(),
         slot_freed: tokio::sync::Notify::new(),
         shutdown: watch::channel(None).0,
+        closing: watch::channel(false).0,
     });
     tracing::info!(
         socket = %daemon.config.socket.display(),
@@ -111,13 +127,15 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             _ = d.shutting_down() => {}
         }
     };
-    server::serve(listener, daemon.clone(), stop).await;
+    let connections = server::serve(listener, daemon.clone(), stop).await;
     scheduler.abort();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 
     if daemon.shutdown_requested() == Some(ShutdownJobs::Kill) {
         kill_all(&daemon).await;
     }
+    daemon.close_connections();
+    server::drain(connections).await;
     daemon.store.flush().await;
     tracing::info!("agentd stopped");
     Ok(())

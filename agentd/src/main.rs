@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(agentd::run(config, stop_signal()))
+            .block_on(async {
+                let stop = stop_signal()?;
+                agentd::run(config, stop).await
+            })
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,16 +35,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT.
-async fn stop_signal() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
-        _ = int.recv() => tracing::info!("SIGINT received; stopping"),
-    }
+/// Registers for SIGTERM and SIGINT now (so a signal that arrives while
+/// the daemon starts is not lost) and resolves on the first of them.
+///
+/// Errors: the signal handlers cannot be installed.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
+            _ = int.recv() => tracing::info!("SIGINT received; stopping"),
+        }
+    })
 }

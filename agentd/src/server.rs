@@ -21,9 +21,15 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// requests before dropping them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Accepts connections until `stop` resolves, then waits (up to 5 s) for the
-/// open connections to finish the requests they are handling.
-pub async fn serve(listener: Listener, daemon: Arc<Daemon>, stop: impl Future<Output = ()>) {
+/// Accepts connections until `stop` resolves, then stops listening and
+/// returns the open connections: they keep being served (new requests get
+/// -32005) until [`Daemon::close_connections`], then [`drain`] waits for
+/// them.
+pub async fn serve(
+    listener: Listener,
+    daemon: Arc<Daemon>,
+    stop: impl Future<Output = ()>,
+) -> JoinSet<()> {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
@@ -48,7 +54,12 @@ pub async fn serve(listener: Listener, daemon: Arc<Daemon>, stop: impl Future<Ou
             _ = &mut stop => break,
         }
     }
-    drop(listener);
+    connections
+}
+
+/// Waits (up to 5 s) for closing connections to finish the requests they
+/// are handling, then drops the rest.
+pub async fn drain(mut connections: JoinSet<()>) {
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
     })

@@ -3,9 +3,9 @@
 //! and XDG dirs, and every process a test started cleaned up when it ends,
 //! pass or fail.
 //!
-//! The binaries are built once per test process with `cargo build --bins`
-//! (cargo releases its build lock while tests run), so `cargo test` alone
-//! is enough.
+//! The binaries are built once per test process with `cargo build --bins -p
+//! NAME` (cargo releases its build lock while tests run), so `cargo test`
+//! alone is enough.
 
 use agentd_proto::Client;
 use std::io::{BufRead, BufReader};
@@ -13,26 +13,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-/// Path of a workspace binary (`agentd` or `agentctl`), built on first use.
+/// Path of a workspace binary (`agentd` or `agentctl`, each the binary of
+/// the package of the same name), built on first use in this test process.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--bins", "-p", "agentd", "-p", "agentctl"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build");
-        assert!(status.success(), "cargo build --bins failed");
-        // target/<profile>/deps/<test-exe> -> target/<profile>
-        let exe = std::env::current_exe().expect("test executable path");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in target/<profile>/deps")
-            .to_path_buf()
-    });
-    dir.join(name)
+    static AGENTD: OnceLock<PathBuf> = OnceLock::new();
+    static AGENTCTL: OnceLock<PathBuf> = OnceLock::new();
+    let cell = match name {
+        "agentd" => &AGENTD,
+        "agentctl" => &AGENTCTL,
+        other => panic!("no workspace binary {other:?}"),
+    };
+    cell.get_or_init(|| build(name)).clone()
+}
+
+fn build(package: &str) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--bins", "-p", package])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("running cargo build");
+    assert!(status.success(), "cargo build --bins -p {package} failed");
+    // target/<profile>/deps/<test-exe> -> target/<profile>
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps")
+        .join(package)
 }
 
 /// A private world for one test: temp dir, socket path, state dirs, XDG

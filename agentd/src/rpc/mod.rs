@@ -15,14 +15,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// Runs one method. Unknown methods get -32601; params that do not decode
-/// get -32602 naming the field; once shutdown has begun, everything but
-/// `daemon.info` gets -32005.
+/// get -32602 naming the field; when not `accepting` (the request arrived
+/// after shutdown began), everything but `daemon.info` gets -32005.
 pub async fn dispatch(
     d: &Arc<Daemon>,
     method: &str,
     params: Option<Value>,
+    accepting: bool,
 ) -> Result<Value, RpcError> {
-    if d.shutdown_requested().is_some() && method != DaemonInfo::NAME {
+    if !accepting && method != DaemonInfo::NAME {
         return Err(RpcError::new(
             codes::SHUTTING_DOWN,
             "agentd is shutting down and takes no new requests",
