@@ -5,6 +5,7 @@ use agentd_proto::paths;
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// `agentd`'s command line. With no subcommand it runs the daemon in the
 /// foreground.
@@ -31,13 +32,21 @@ pub struct Args {
 /// ```toml
 /// # at most this many jobs run at once; the rest wait, first in first out
 /// max_running = 4
+/// # a connection that starts a request line and does not finish it within
+/// # this many seconds is closed
+/// torn_request_timeout_secs = 30
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// At most this many jobs run at once (default: unlimited).
     pub max_running: Option<usize>,
+    /// Seconds a begun request line may take to finish (default 30).
+    pub torn_request_timeout_secs: Option<f64>,
 }
+
+/// Default time a begun request line has to arrive whole: 30 s.
+pub const DEFAULT_TORN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the daemon needs to start.
 #[derive(Clone, Debug)]
@@ -48,6 +57,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// At most this many jobs run at once; `None` is unlimited.
     pub max_running: Option<usize>,
+    /// Time a begun request line has to arrive whole before the connection
+    /// is closed.
+    pub torn_request_timeout: Duration,
 }
 
 impl Config {
@@ -71,10 +83,18 @@ impl Config {
                 None => FileConfig::default(),
             },
         };
+        let torn_request_timeout = match file.torn_request_timeout_secs {
+            None => DEFAULT_TORN_REQUEST_TIMEOUT,
+            Some(t) if t.is_finite() && t > 0.0 && t <= 86_400.0 => Duration::from_secs_f64(t),
+            Some(t) => anyhow::bail!(
+                "torn_request_timeout_secs must be a number of seconds in (0, 86400], got {t}"
+            ),
+        };
         Ok(Config {
             socket: absolute(socket)?,
             state_dir: absolute(state_dir)?,
             max_running: file.max_running.filter(|&n| n > 0),
+            torn_request_timeout,
         })
     }
 }

@@ -12,13 +12,17 @@ use interprocess::local_socket::tokio::{Stream, prelude::*};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::io::BufReader;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 /// Serves one connection until the peer closes it, sends an oversized line,
 /// or the daemon closes connections at the end of a shutdown (in-flight
 /// requests still get their replies; requests read during the shutdown get
 /// -32005).
-pub async fn serve(daemon: Arc<Daemon>, stream: Stream) {
+///
+/// `permit` is the connection's slot under the connection limit; it is
+/// released before the socket closes, so a peer that sees the close can
+/// count on the slot being free.
+pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePermit) {
     match stream.peer_creds() {
         Ok(creds) if creds.euid() == Some(rustix::process::geteuid().as_raw()) => {}
         Ok(creds) => {
@@ -41,7 +45,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream) {
     let mut buf = Vec::new();
     loop {
         let frame = tokio::select! {
-            frame = codec::read_line(&mut reader, &mut buf, MAX_LINE_BYTES) => frame,
+            frame = codec::read_line(&mut reader, &mut buf, MAX_LINE_BYTES, Some(daemon.config.torn_request_timeout)) => frame,
             _ = daemon.closing() => break,
         };
         match frame {
@@ -68,11 +72,16 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream) {
                 let _ = out_tx.send(encode(&Response::err(Id::Null, err)));
                 break;
             }
+            Ok(Frame::Torn) => {
+                tracing::debug!("closing a connection whose request line was left unfinished");
+                break;
+            }
             Ok(Frame::Eof) | Err(_) => break,
         }
     }
     drop(out_tx);
     let _ = writer.await;
+    drop(permit);
 }
 
 async fn write_replies(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {

@@ -84,6 +84,7 @@ impl Daemon {
 /// the database cannot be opened; another daemon answers on the socket or
 /// the socket cannot be bound.
 pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    raise_fd_limit();
     let _lock = lock::lock_state_dir(&config.state_dir)?;
     let shared = Arc::new(Shared::default());
     let db = config.state_dir.join("agentd.db");
@@ -185,5 +186,23 @@ async fn kill_all(daemon: &Daemon) {
     tracing::info!("killing {} running jobs before exiting", waiters.len());
     for mut done in waiters {
         let _ = tokio::time::timeout(Duration::from_secs(15), done.wait_for(|d| *d)).await;
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as systemd does
+/// for its services: every connection, job output log and process watch
+/// takes a descriptor, and the common soft default of 1024 is below
+/// [`server::MAX_CONNECTIONS`] plus the jobs.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!("cannot raise the open-file limit: {e}");
+        }
     }
 }

@@ -39,10 +39,7 @@ pub async fn serve(
                 Ok(stream) => match limit.clone().try_acquire_owned() {
                     Ok(permit) => {
                         let daemon = daemon.clone();
-                        connections.spawn(async move {
-                            connection::serve(daemon, stream).await;
-                            drop(permit);
-                        });
+                        connections.spawn(connection::serve(daemon, stream, permit));
                     }
                     Err(_) => {
                         tokio::spawn(refuse(stream));

@@ -149,7 +149,8 @@ impl Drop for Client {
 async fn read_replies(stream: Arc<Stream>, pending: Pending) {
     let mut reader = BufReader::new(&*stream);
     let mut buf = Vec::new();
-    while let Ok(Frame::Line) = codec::read_line(&mut reader, &mut buf, MAX_LINE_BYTES).await {
+    while let Ok(Frame::Line) = codec::read_line(&mut reader, &mut buf, MAX_LINE_BYTES, None).await
+    {
         let Ok(response) = serde_json::from_slice::<Response>(&buf) else {
             continue;
         };

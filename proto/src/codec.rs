@@ -3,6 +3,7 @@
 //! protocol v1"). The reader never buffers more than the limit plus one read
 //! buffer, whatever the peer sends.
 
+use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The longest line accepted: 8 MiB, excluding the `\n`. Longer lines get a
@@ -20,19 +21,35 @@ pub enum Frame {
     TooLong,
     /// End of stream before any byte of a new line.
     Eof,
+    /// A line was begun but not finished within the torn-line timeout.
+    Torn,
 }
 
 /// Reads one line into `buf` (cleared first), refusing lines over `max`
-/// bytes.
+/// bytes. Waiting for a line to begin is unbounded; once its first byte has
+/// arrived, the rest must follow within `torn_timeout` (when given), else
+/// [`Frame::Torn`].
 ///
 /// Errors: the underlying read's I/O error.
-pub async fn read_line<R>(reader: &mut R, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Frame>
+pub async fn read_line<R>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+    torn_timeout: Option<Duration>,
+) -> std::io::Result<Frame>
 where
     R: AsyncBufRead + Unpin,
 {
     buf.clear();
+    let mut deadline = None;
     loop {
-        let available = reader.fill_buf().await?;
+        let available = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, reader.fill_buf()).await {
+                Ok(read) => read?,
+                Err(_) => return Ok(Frame::Torn),
+            },
+            None => reader.fill_buf().await?,
+        };
         if available.is_empty() {
             return Ok(if buf.is_empty() {
                 Frame::Eof
@@ -58,6 +75,9 @@ where
         if found {
             trim_cr(buf);
             return Ok(Frame::Line);
+        }
+        if deadline.is_none() {
+            deadline = torn_timeout.map(|t| tokio::time::Instant::now() + t);
         }
     }
 }
@@ -87,19 +107,37 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::BufReader;
+    use tokio::io::{AsyncWriteExt, BufReader};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_left_unfinished_is_torn_after_the_timeout() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut r = BufReader::new(server);
+        let mut client = client;
+        client.write_all(b"{\"jsonrpc\"").await.unwrap();
+        let mut buf = Vec::new();
+        let frame = read_line(&mut r, &mut buf, 1024, Some(Duration::from_secs(30))).await;
+        assert_eq!(frame.unwrap(), Frame::Torn);
+        drop(client);
+    }
 
     #[tokio::test]
     async fn lines_split_and_limit() {
         let data: &[u8] = b"one\r\ntwo\n0123456789\nlast";
         let mut r = BufReader::with_capacity(4, data);
         let mut buf = Vec::new();
-        assert_eq!(read_line(&mut r, &mut buf, 8).await.unwrap(), Frame::Line);
+        assert_eq!(
+            read_line(&mut r, &mut buf, 8, None).await.unwrap(),
+            Frame::Line
+        );
         assert_eq!(buf, b"one");
-        assert_eq!(read_line(&mut r, &mut buf, 8).await.unwrap(), Frame::Line);
+        assert_eq!(
+            read_line(&mut r, &mut buf, 8, None).await.unwrap(),
+            Frame::Line
+        );
         assert_eq!(buf, b"two");
         assert_eq!(
-            read_line(&mut r, &mut buf, 8).await.unwrap(),
+            read_line(&mut r, &mut buf, 8, None).await.unwrap(),
             Frame::TooLong
         );
         assert_eq!(buf.len(), 8);
@@ -109,8 +147,14 @@ mod tests {
     async fn eof_and_unterminated_last_line() {
         let mut r = BufReader::new(&b"tail"[..]);
         let mut buf = Vec::new();
-        assert_eq!(read_line(&mut r, &mut buf, 8).await.unwrap(), Frame::Line);
+        assert_eq!(
+            read_line(&mut r, &mut buf, 8, None).await.unwrap(),
+            Frame::Line
+        );
         assert_eq!(buf, b"tail");
-        assert_eq!(read_line(&mut r, &mut buf, 8).await.unwrap(), Frame::Eof);
+        assert_eq!(
+            read_line(&mut r, &mut buf, 8, None).await.unwrap(),
+            Frame::Eof
+        );
     }
 }

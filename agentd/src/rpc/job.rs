@@ -29,6 +29,10 @@ pub const MAX_TAIL_BYTES: u64 = 64 * 1024;
 /// Longest command, in bytes: Linux refuses a single exec argument of
 /// 128 KiB or more (`MAX_ARG_STRLEN`).
 pub const MAX_COMMAND_BYTES: usize = 128 * 1024 - 1;
+/// Largest environment overlay, in bytes of `NAME=value` strings: 1 MiB,
+/// half of Linux's usual 2 MiB budget for arguments and environment
+/// together, leaving room for the daemon's own environment.
+pub const MAX_ENV_BYTES: usize = 1024 * 1024;
 /// Most jobs waiting in the queue at once; more is -32003.
 pub const MAX_QUEUED: u64 = 100_000;
 /// Default `job.kill` grace before SIGKILL.
@@ -57,7 +61,22 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         ));
     }
     if let Some(env) = &p.env {
+        let total: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        if total > MAX_ENV_BYTES {
+            return Err(invalid(
+                format!("env is {total} bytes; at most {MAX_ENV_BYTES} (1 MiB)"),
+                "env",
+            ));
+        }
         for (k, v) in env {
+            if k.len() + v.len() + 1 > MAX_COMMAND_BYTES {
+                return Err(invalid(
+                    format!(
+                        "env variable {k:?} is over {MAX_COMMAND_BYTES} bytes, more than one exec string may hold"
+                    ),
+                    "env",
+                ));
+            }
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
                 return Err(invalid(
                     format!(
@@ -141,10 +160,20 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .await
         .map_err(RpcError::internal)?
         .map_err(|e| RpcError::internal(format!("cannot create the job's output log: {e}")))?;
-    d.store
+    if let Err(e) = d
+        .store
         .insert_job(job.clone(), p.env.as_ref(), tail_bytes)
         .await
-        .map_err(|e| RpcError::internal(format!("cannot record the job: {e}")))?;
+    {
+        // Leave no directory behind for a job that does not exist.
+        let dir = d.output_path(&job.id);
+        let _ = tokio::task::spawn_blocking(move || match dir.parent() {
+            Some(dir) => std::fs::remove_dir_all(dir),
+            None => Ok(()),
+        })
+        .await;
+        return Err(RpcError::internal(format!("cannot record the job: {e}")));
+    }
     let idx = d
         .shared
         .jobs
@@ -322,7 +351,7 @@ pub async fn kill(d: &Arc<Daemon>, p: KillParams) -> Result<Job, RpcError> {
     };
     enum Action {
         Finished,
-        Cancel(Job),
+        Cancel(Box<Job>),
         Wait(watch::Receiver<bool>),
     }
     let action = {
@@ -331,7 +360,7 @@ pub async fn kill(d: &Arc<Daemon>, p: KillParams) -> Result<Job, RpcError> {
         if jobs.entry(idx).job.state.is_finished() {
             Action::Finished
         } else if jobs.dequeue(idx) {
-            Action::Cancel(jobs.entry(idx).job.clone())
+            Action::Cancel(Box::new(jobs.entry(idx).job.clone()))
         } else {
             let entry = jobs.entry(idx);
             match &entry.control {
@@ -348,7 +377,7 @@ pub async fn kill(d: &Arc<Daemon>, p: KillParams) -> Result<Job, RpcError> {
         Action::Cancel(mut job) => {
             job.state = JobState::Killed;
             job.finished_at = Some(timefmt::now());
-            supervisor::finish(d, job, None).await;
+            supervisor::finish(d, *job, None).await;
         }
         Action::Wait(mut done) => {
             let bound = grace + Duration::from_secs(10);

@@ -1,0 +1,41 @@
+//! `agentctl notifications`: prints the pending notifications of a session
+//! without consuming them (`notifications.peek`).
+
+use super::output;
+use crate::{GlobalOpts, connect};
+use agentd_proto::methods::{NotificationsPeek, PeekParams};
+use clap::Args;
+use std::process::ExitCode;
+
+/// `--help` examples.
+pub const EXAMPLES: &str = "\
+Examples:
+  agentctl notifications
+  agentctl notifications --session review --json | jq length";
+
+/// Arguments of `agentctl notifications`.
+#[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    /// Session whose queue to show [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+    /// Print a JSON array of Notification objects
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Peeks at and prints the notifications.
+///
+/// Errors: no daemon; an invalid session name.
+pub async fn run(global: &GlobalOpts, args: NotificationsArgs) -> anyhow::Result<ExitCode> {
+    let client = connect::connect(&global.socket_path()).await?;
+    let result = client
+        .call::<NotificationsPeek>(&PeekParams {
+            session: args.session.clone(),
+            after_seq: None,
+            max: None,
+        })
+        .await?;
+    output::print_notifications(&result.notifications, args.json, args.session.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,88 @@
+//! `agentctl show`: one job in full (`job.get`), as `key: value` lines or
+//! as the JSON Job object.
+
+use super::output;
+use crate::{GlobalOpts, connect};
+use agentd_proto::Job;
+use agentd_proto::methods::{IdParams, JobGet};
+use clap::Args;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// `--help` examples.
+pub const EXAMPLES: &str = "\
+Examples:
+  agentctl show 1a2b3c4d
+  agentctl show --json 1a2b | jq .exit_code";
+
+/// Arguments of `agentctl show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Job id (full, or a unique prefix of 4+ hex characters)
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Print the Job object as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the job.
+///
+/// Errors: no daemon; an unknown or ambiguous id.
+pub async fn run(global: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let client = connect::connect(&global.socket_path()).await?;
+    let job = client.call::<JobGet>(&IdParams { id: args.id }).await?;
+    if args.json {
+        output::print_json(&job)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(details(&job, output::stdout_color()).as_bytes())?;
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The job as aligned `key: value` lines; `-` for what is not known.
+pub fn details(job: &Job, color: bool) -> String {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+    let duration = output::job_duration_ms(job).map(|ms| {
+        let note = if job.state.is_finished() {
+            ""
+        } else {
+            " so far"
+        };
+        match ms {
+            0..1000 => format!("{ms}ms{note}"),
+            _ => format!("{}{note} ({ms} ms)", output::duration(ms)),
+        }
+    });
+    let lines: [(&str, String); 16] = [
+        ("id", job.id.clone()),
+        ("short id", job.short_id.clone()),
+        ("state", output::paint(job.state, job.state.as_str(), color)),
+        ("exit code", or_dash(job.exit_code.map(|c| c.to_string()))),
+        ("signal", or_dash(job.signal.clone())),
+        ("command", job.command.clone()),
+        ("cwd", job.cwd.clone()),
+        ("session", job.session.clone()),
+        ("label", or_dash(job.label.clone())),
+        ("pid", or_dash(job.pid.map(|p| p.to_string()))),
+        ("created", job.created_at.clone()),
+        ("started", or_dash(job.started_at.clone())),
+        ("finished", or_dash(job.finished_at.clone())),
+        ("duration", or_dash(duration)),
+        (
+            "timeout",
+            or_dash(job.timeout_secs.map(|t| format!("{t} s"))),
+        ),
+        ("output", format!("{} bytes", job.output_bytes)),
+    ];
+    let mut text = String::new();
+    for (key, value) in lines {
+        let key = format!("{key}:");
+        // A multi-line command keeps its lines, indented under the first.
+        let value = value.replace('\n', "\n            ");
+        text.push_str(&format!("{key:<12}{value}\n"));
+    }
+    text
+}

@@ -1,0 +1,440 @@
+//! Hostile input, load and faults: agentd keeps working and loses nothing.
+//! Limits tested here are documented in docs/limits.md.
+
+use agentd_proto::methods::*;
+use agentd_proto::{Client, JobState, codes};
+use agentd_tests::{TestEnv, run};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+async fn reply_to(stream: &mut UnixStream, line: &[u8]) -> Value {
+    stream.write_all(line).await.unwrap();
+    stream.write_all(b"\n").await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut reply = String::new();
+    reader.read_line(&mut reply).await.unwrap();
+    serde_json::from_str(&reply).unwrap()
+}
+
+#[tokio::test]
+async fn deep_nesting_and_bad_bytes_are_parse_errors_not_crashes() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let mut s = UnixStream::connect(&env.socket).await.unwrap();
+    let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+    let r = reply_to(&mut s, deep.as_bytes()).await;
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    let r = reply_to(&mut s, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.submit\",\"params\":{\"command\":\"\xff\xfe\"}}").await;
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    let r = reply_to(
+        &mut s,
+        br#"{"jsonrpc":"2.0","id":1,"method":"job.submit","params":{"command":"echo \ud800"}}"#,
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    let r = reply_to(
+        &mut s,
+        br#"{"jsonrpc":"2.0","id":2,"method":"daemon.info"}"#,
+    )
+    .await;
+    assert_eq!(r["result"]["pid"], daemon.pid());
+}
+
+#[tokio::test]
+async fn sixty_four_mib_without_a_newline_does_not_grow_the_daemon() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let before = rss_kib(daemon.pid());
+    let mut s = UnixStream::connect(&env.socket).await.unwrap();
+    let chunk = vec![b'x'; 1024 * 1024];
+    let mut sent = 0;
+    for _ in 0..64 {
+        if s.write_all(&chunk).await.is_err() {
+            break; // the daemon closed the connection at the limit
+        }
+        sent += 1;
+    }
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply).await;
+    let reply: Value =
+        serde_json::from_slice(reply.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(reply["error"]["code"], -32600);
+    assert!(sent >= 8, "the daemon read at least the 8 MiB limit");
+    let after = rss_kib(daemon.pid());
+    assert!(
+        after < before + 24 * 1024,
+        "RSS grew from {before} KiB to {after} KiB: more than the 8 MiB line buffer"
+    );
+}
+
+#[tokio::test]
+async fn a_torn_request_is_closed_after_the_timeout_while_idle_connections_stay() {
+    let env = TestEnv::new();
+    let config = env.root().join("config/agentd.toml");
+    std::fs::write(&config, "torn_request_timeout_secs = 0.5\n").unwrap();
+    let daemon = env.start_daemon_with(|c| {
+        c.env("AGENTD_CONFIG", &config);
+    });
+    let idle = daemon.client().await;
+    let mut torn = UnixStream::connect(&env.socket).await.unwrap();
+    torn.write_all(br#"{"jsonrpc":"2.0","id":1,"meth"#)
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let n = torn.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(n, 0, "closed without a reply");
+    // A connection that sent nothing partial is still served afterwards.
+    let info = idle.call::<DaemonInfo>(&Empty {}).await.unwrap();
+    assert_eq!(info.pid, daemon.pid());
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused_cleanly() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let mut held = Vec::new();
+    for _ in 0..1024 {
+        let mut s = UnixStream::connect(&env.socket).await.unwrap();
+        // A round trip proves the daemon accepted and serves this one.
+        let r = reply_to(
+            &mut s,
+            br#"{"jsonrpc":"2.0","id":1,"method":"daemon.info"}"#,
+        )
+        .await;
+        assert!(r["result"].is_object());
+        held.push(s);
+    }
+    let mut extra = UnixStream::connect(&env.socket).await.unwrap();
+    let mut reply = String::new();
+    BufReader::new(&mut extra)
+        .read_line(&mut reply)
+        .await
+        .unwrap();
+    let r: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(r["error"]["code"], codes::LIMIT_EXCEEDED, "{r}");
+    // Once a connection has closed, its slot is free: the daemon releases
+    // it before closing the socket, so seeing the close is enough.
+    let mut one = held.pop().unwrap();
+    one.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    one.read_to_end(&mut rest).await.unwrap();
+    let c = daemon.client().await;
+    let info = c.call::<DaemonInfo>(&Empty {}).await.unwrap();
+    assert_eq!(info.pid, daemon.pid());
+}
+
+#[tokio::test]
+async fn oversized_env_and_command_are_refused_naming_the_field() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let big = "x".repeat(200 * 1024);
+    let err = c
+        .call_raw("job.submit", json!({"command": big}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::INVALID_PARAMS));
+    assert!(err.to_string().contains("command"), "{err}");
+    let err = c
+        .call_raw(
+            "job.submit",
+            json!({"command": "true", "env": {"BIG": big}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::INVALID_PARAMS));
+    assert!(err.to_string().contains("env"), "{err}");
+    let many: serde_json::Map<String, Value> = (0..20)
+        .map(|i| (format!("V{i}"), json!("y".repeat(100 * 1024))))
+        .collect();
+    let err = c
+        .call_raw("job.submit", json!({"command": "true", "env": many}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::INVALID_PARAMS));
+    let err = c
+        .call_raw(
+            "job.submit",
+            json!({"command": "true", "env": {"A=B": "x"}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::INVALID_PARAMS));
+}
+
+#[tokio::test]
+async fn kill_9_during_a_burst_of_pipelined_submits_loses_no_acknowledged_job() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let (r, mut w) = UnixStream::connect(&env.socket).await.unwrap().into_split();
+    let lines: Vec<u8> = (0..3000)
+        .flat_map(|i| {
+            let mut l = serde_json::to_vec(&json!({"jsonrpc":"2.0","id":i,"method":"job.submit","params":{"command":"true","session":"burst"}})).unwrap();
+            l.push(b'\n');
+            l
+        })
+        .collect();
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(&lines).await;
+        w
+    });
+    let mut reader = BufReader::new(r);
+    let mut acked = HashSet::new();
+    let mut line = String::new();
+    while acked.len() < 300 {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        acked.insert(v["result"]["id"].as_str().unwrap().to_string());
+    }
+    let pid = daemon.pid();
+    daemon.kill9();
+    // Replies already on their way count as acknowledged too.
+    loop {
+        line.clear();
+        match reader.read_line(&mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let Some(id) = v["result"]["id"].as_str()
+                {
+                    acked.insert(id.to_string());
+                }
+            }
+        }
+    }
+    let _ = writer.await;
+    assert!(!agentd_tests::is_alive(pid));
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let known: HashSet<String> = c
+        .call::<JobList>(&ListParams::default())
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    let missing: Vec<_> = acked.difference(&known).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged jobs lost: {missing:?}",
+        missing.len()
+    );
+}
+
+#[test]
+fn a_corrupt_or_newer_database_is_refused_not_replaced() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(&env.state_dir).unwrap();
+    let db = env.state_dir.join("agentd.db");
+    std::fs::write(&db, vec![0x5a; 64 * 1024]).unwrap();
+    let (code, _, stderr) = run(&mut env.command(agentd_tests::bin("agentd")));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("agentd.db"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        vec![0x5a; 64 * 1024],
+        "the file is untouched"
+    );
+
+    std::fs::remove_file(&db).unwrap();
+    drop(env.start_daemon());
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=99'); c.commit()"])
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, _, stderr) = run(&mut env.command(agentd_tests::bin("agentd")));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("schema version 99"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_full_state_dir_fails_submits_clearly_keeps_reads_and_recovers() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let env = TestEnv::new();
+    std::fs::create_dir_all(&env.state_dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&env.state_dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(env.state_dir.clone());
+    let daemon = env.start_daemon();
+    let c: Client = daemon.client().await;
+    let first = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: "echo before".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    c.call::<JobWait>(&WaitParams {
+        id: first.id.clone(),
+        timeout_secs: None,
+    })
+    .await
+    .unwrap();
+    // Fill the file system.
+    let filler = env.state_dir.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 8 * 1024 * 1024]);
+    let err = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: "echo during".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::INTERNAL_ERROR), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("No space left") || msg.contains("disk is full"),
+        "{msg}"
+    );
+    // Reads keep working.
+    let job = c
+        .call::<JobGet>(&IdParams {
+            id: first.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    let out = c
+        .call::<JobOutput>(&OutputParams {
+            id: first.id.clone(),
+            offset: None,
+            limit: None,
+            tail: None,
+            wait_ms: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.data, "before\n");
+    // Space returns: submits work again.
+    std::fs::remove_file(&filler).unwrap();
+    let again = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: "echo after".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let again = c
+        .call::<JobWait>(&WaitParams {
+            id: again.id,
+            timeout_secs: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.state, JobState::Succeeded);
+    drop(c);
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_clients_with_fifty_mixed_requests_each_see_no_error() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let mut tasks = Vec::new();
+    for k in 0..100 {
+        let c = daemon.client().await;
+        tasks.push(tokio::spawn(async move {
+            let session = format!("load-{k}");
+            let mut submitted = Vec::new();
+            for i in 0..50 {
+                match i % 5 {
+                    0 | 1 => {
+                        let job = c
+                            .call::<JobSubmit>(&SubmitParams {
+                                command: format!("echo {k}-{i}"),
+                                session: Some(session.clone()),
+                                ..Default::default()
+                            })
+                            .await
+                            .unwrap();
+                        submitted.push(job.id);
+                    }
+                    2 => {
+                        c.call::<JobList>(&ListParams {
+                            session: Some(session.clone()),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
+                    }
+                    3 => {
+                        c.call::<NotificationsPeek>(&PeekParams {
+                            session: Some(session.clone()),
+                            ..Default::default()
+                        })
+                        .await
+                        .unwrap();
+                    }
+                    _ => {
+                        let id = submitted.last().unwrap().clone();
+                        c.call::<JobGet>(&IdParams { id }).await.unwrap();
+                    }
+                }
+            }
+            for id in &submitted {
+                c.call::<JobWait>(&WaitParams {
+                    id: id.clone(),
+                    timeout_secs: None,
+                })
+                .await
+                .unwrap();
+            }
+            let notes = c
+                .call::<NotificationsDrain>(&DrainParams {
+                    session: Some(session),
+                    max: None,
+                })
+                .await
+                .unwrap()
+                .notifications;
+            let mut ids: Vec<_> = notes.iter().map(|n| n.job_id.clone()).collect();
+            ids.sort();
+            submitted.sort();
+            assert_eq!(ids, submitted, "exactly one notification per submitted job");
+            submitted.len()
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 2000);
+    let info = daemon
+        .client()
+        .await
+        .call::<DaemonInfo>(&Empty {})
+        .await
+        .unwrap();
+    assert_eq!(info.jobs.total, 2000);
+}
