@@ -204,6 +204,11 @@ impl JobTable {
             .collect()
     }
 
+    /// How many jobs wait in the queue.
+    pub fn queued_len(&self) -> usize {
+        self.queued.len()
+    }
+
     /// Counts for `daemon.info`.
     pub fn counts(&self) -> JobCounts {
         let count = |st| self.entries.iter().filter(|e| e.job.state == st).count() as u64;

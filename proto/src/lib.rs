@@ -15,6 +15,7 @@ pub mod codes;
 pub mod message;
 pub mod methods;
 pub mod paths;
+pub mod signal;
 pub mod types;
 
 pub use client::{Client, ClientError};

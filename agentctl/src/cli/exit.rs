@@ -41,18 +41,7 @@ pub fn job_exit_code(job: &Job) -> u8 {
 
 /// The number of a Linux signal named as the protocol writes it
 /// (`"SIGTERM"` → 15, `"SIG40"` → 40); `None` for an unknown name.
-pub fn signal_number(name: &str) -> Option<u8> {
-    const NAMES: [&str; 31] = [
-        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
-    ];
-    let bare = name.strip_prefix("SIG").unwrap_or(name);
-    if let Some(i) = NAMES.iter().position(|&n| n == bare) {
-        return Some(i as u8 + 1);
-    }
-    bare.parse::<u8>().ok().filter(|n| (1..=64).contains(n))
-}
+pub use agentd_proto::signal::number as signal_number;
 
 #[cfg(test)]
 mod tests {

@@ -34,7 +34,7 @@ pub const MAX_COMMAND_BYTES: usize = 128 * 1024 - 1;
 /// together, leaving room for the daemon's own environment.
 pub const MAX_ENV_BYTES: usize = 1024 * 1024;
 /// Most jobs waiting in the queue at once; more is -32003.
-pub const MAX_QUEUED: u64 = 100_000;
+pub const MAX_QUEUED: usize = 100_000;
 /// Default `job.kill` grace before SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
@@ -127,8 +127,7 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .jobs
         .lock()
         .expect("job table poisoned")
-        .counts()
-        .queued;
+        .queued_len();
     if queued >= MAX_QUEUED {
         return Err(RpcError::new(
             codes::LIMIT_EXCEEDED,
@@ -256,8 +255,7 @@ pub async fn list(d: &Arc<Daemon>, p: ListParams) -> Result<ListResult, RpcError
 /// `wait_ms`, waits for bytes past `offset` while the job runs (woken by
 /// inotify or the job's end).
 pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, RpcError> {
-    let mut done = with_job(d, &p.id, |e| e.done.subscribe())?;
-    let id = with_job(d, &p.id, |e| e.job.id.clone())?;
+    let (mut done, id) = with_job(d, &p.id, |e| (e.done.subscribe(), e.job.id.clone()))?;
     let log = d.output_path(&id);
     for (field, value) in [("limit", p.limit), ("tail", p.tail)] {
         if let Some(v) = value

@@ -24,47 +24,8 @@ pub fn accepted() -> String {
     KILLABLE.map(|(n, _)| n).join(", ")
 }
 
-/// The conventional name of signal number `num` on Linux (`SIGTERM`), or
-/// `SIG<num>` for numbers without one (real-time signals).
-pub fn name(num: i32) -> String {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    usize::try_from(num - 1)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| format!("SIG{num}"), |n| n.to_string())
-}
+/// The conventional name of signal number `num` (`SIGTERM`).
+pub use agentd_proto::signal::name;
 
 #[cfg(test)]
 mod tests {
@@ -75,8 +36,5 @@ mod tests {
         assert_eq!(parse("term"), Some(Signal::TERM));
         assert_eq!(parse("SIGKILL"), Some(Signal::KILL));
         assert_eq!(parse("USR1"), None);
-        assert_eq!(name(9), "SIGKILL");
-        assert_eq!(name(15), "SIGTERM");
-        assert_eq!(name(40), "SIG40");
     }
 }
