@@ -25,6 +25,18 @@ pub struct Args {
     /// Config file (TOML) [default: $XDG_CONFIG_HOME/agentd/config.toml, if it exists]
     #[arg(long, env = "AGENTD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A subcommand; none runs the daemon.
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+}
+
+/// `agentd`'s subcommands. None is for people: the daemon runs with none.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Supervise one job for agentd (started by agentd only; see
+    /// docs/survival.md)
+    #[command(hide = true)]
+    Shim(crate::shim::ShimArgs),
 }
 
 /// The config file's contents. Every key is optional.
@@ -60,6 +72,10 @@ pub struct Config {
     /// Time a begun request line has to arrive whole before the connection
     /// is closed.
     pub torn_request_timeout: Duration,
+    /// The program run as each job's shim (`PROGRAM shim --dir DIR
+    /// COMMAND`): `/proc/self/exe`, i.e. this very agentd build, even when
+    /// its file has been replaced by an upgrade since it started.
+    pub shim_program: PathBuf,
 }
 
 impl Config {
@@ -95,6 +111,7 @@ impl Config {
             state_dir: absolute(state_dir)?,
             max_running: file.max_running.filter(|&n| n > 0),
             torn_request_timeout,
+            shim_program: PathBuf::from("/proc/self/exe"),
         })
     }
 }

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::state::{JobEntry, Shared};
 use crate::store::{Loaded, Store};
+use crate::supervisor::adopt::Orphan;
 use crate::supervisor::{self, Control};
 use crate::{listener, lock, server, timefmt};
 use agentd_proto::JobState;
@@ -89,7 +90,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let shared = Arc::new(Shared::default());
     let db = config.state_dir.join("agentd.db");
     let (store, loaded) = Store::open(db, shared.clone())?;
-    let lost = restore(&shared, loaded);
+    let orphans = restore(&shared, loaded);
     let listener = listener::bind(&config.socket)
         .await
         .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
@@ -114,9 +115,14 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!("cannot send READY=1 to $NOTIFY_SOCKET: {e}");
     }
-    for job in lost {
-        tracing::warn!(job = %job.short_id, "job was running when agentd stopped; marking it lost");
-        supervisor::finish(&daemon, job, None).await;
+    if !orphans.is_empty() {
+        let r = supervisor::adopt::recover(&daemon, orphans).await;
+        tracing::info!(
+            adopted = r.adopted,
+            finished = r.finished,
+            lost = r.lost,
+            "recovered the jobs that were running when agentd last stopped"
+        );
     }
     supervisor::start_queued(&daemon).await;
     let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
@@ -143,18 +149,18 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 }
 
 /// Fills the job table and queues from the database. Jobs recorded as
-/// running cannot be supervised by this daemon: they are returned, marked
-/// `lost`, to be finished (with a notification) once the daemon is up.
-fn restore(shared: &Shared, loaded: Loaded) -> Vec<agentd_proto::Job> {
-    let mut lost = Vec::new();
+/// running are returned, to be adopted, finished from their exit records or
+/// marked lost once the daemon is up ([`supervisor::adopt::recover`]).
+fn restore(shared: &Shared, loaded: Loaded) -> Vec<Orphan> {
+    let mut orphans = Vec::new();
     let mut jobs = shared.jobs.lock().expect("job table poisoned");
     for l in loaded.jobs {
         let job = l.job;
         if job.state == JobState::Running {
-            let mut gone = job.clone();
-            gone.state = JobState::Lost;
-            gone.finished_at = Some(timefmt::now());
-            lost.push(gone);
+            orphans.push(Orphan {
+                job: job.clone(),
+                shim: l.shim,
+            });
         }
         let env = (job.state == JobState::Queued).then_some(l.env).flatten();
         jobs.insert(JobEntry::new(job, l.tail_bytes, env));
@@ -163,7 +169,7 @@ fn restore(shared: &Shared, loaded: Loaded) -> Vec<agentd_proto::Job> {
     for n in loaded.pending {
         queues.push(n);
     }
-    lost
+    orphans
 }
 
 /// Kills every running job (TERM, KILL after 5 s) and waits until each end

@@ -9,7 +9,9 @@
 //! stop), [`lock`] (state-dir lock), [`listener`] (socket), [`server`]
 //! (accept loop), [`connection`] (framing and JSON-RPC), [`rpc`] (the method
 //! table), [`state`] (in-memory job table and queues), [`store`] (SQLite),
-//! [`supervisor`] (processes), [`timefmt`] (timestamps).
+//! [`supervisor`] (processes: spawning shims, watching them, adopting them
+//! after a restart), [`shim`] (the per-job supervisor process that keeps a
+//! job alive without agentd), [`timefmt`] (timestamps).
 
 pub mod config;
 pub mod connection;
@@ -18,6 +20,7 @@ pub mod listener;
 pub mod lock;
 pub mod rpc;
 pub mod server;
+pub mod shim;
 pub mod state;
 pub mod store;
 pub mod supervisor;

@@ -1,6 +1,7 @@
 //! `agentd`: runs the daemon in the foreground until SIGTERM, SIGINT or
 //! `daemon.shutdown`. Logs go to stderr, filtered by `RUST_LOG` (default
-//! `info`).
+//! `info`). `agentd shim …` (hidden) is a job's supervisor, see
+//! [`agentd::shim`].
 
 use clap::Parser;
 use std::io::IsTerminal;
@@ -8,7 +9,11 @@ use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
-    let args = agentd::Args::parse();
+    let mut args = agentd::Args::parse();
+    if let Some(agentd::config::Subcommand::Shim(shim)) = args.command.take() {
+        // A job's shim: no logging setup, no runtime.
+        return agentd::shim::run(shim);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -168,6 +168,23 @@ impl JobTable {
         Some(idx)
     }
 
+    /// Takes over a running job left by an earlier agentd: its supervising
+    /// task gets kill requests through `control`, and it holds a running
+    /// slot (counts against `max_running`) until it finishes. Unknown ids
+    /// are ignored.
+    pub fn adopt(&mut self, id: &str, control: mpsc::UnboundedSender<Control>, started: Instant) {
+        let Some(&idx) = self.by_id.get(id) else {
+            return;
+        };
+        let entry = &mut self.entries[idx];
+        entry.control = Some(control);
+        entry.started = Some(started);
+        if !entry.holds_slot {
+            entry.holds_slot = true;
+            self.running += 1;
+        }
+    }
+
     /// Removes a queued job from the FIFO; false when it was not queued.
     pub fn dequeue(&mut self, idx: JobIdx) -> bool {
         match self.queued.iter().position(|&i| i == idx) {

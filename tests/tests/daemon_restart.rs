@@ -1,5 +1,6 @@
 //! What survives the daemon: a SIGKILL and restart keeps every finished job,
-//! its output and its undelivered notification, and `seq` keeps rising;
+//! its output and its undelivered notification, and `seq` keeps rising; a
+//! job running across the restart is adopted and its result arrives;
 //! shutdown keeps or kills jobs as asked; a second daemon is refused.
 
 use agentd_proto::methods::*;
@@ -57,7 +58,21 @@ async fn notification_survives_daemon_kill_9() {
     .unwrap();
     let pending = submit(&c, "echo pending; exit 7").await;
     let pending = wait(&c, &pending.id).await;
-    let running = submit(&c, "sleep 300").await;
+    // A job that waits on a FIFO the test opens only after the restart.
+    let fifo = env.root().join("go.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .unwrap();
+    let running = submit(
+        &c,
+        &format!("read l < '{}'; echo \"adopted $l\"; exit 4", fifo.display()),
+    )
+    .await;
     let before = c
         .call::<NotificationsPeek>(&PeekParams::default())
         .await
@@ -88,10 +103,21 @@ async fn notification_survives_daemon_kill_9() {
     assert_eq!(got, pending, "a finished job survives exactly");
     assert_eq!(output(&c, &acked.id).await, "acked\n");
     assert_eq!(output(&c, &pending.id).await, "pending\n");
-    // The running job's process was not ours to supervise any more: lost,
-    // with a notification of its own.
-    let lost = wait(&c, &running.id).await;
-    assert_eq!(lost.state, JobState::Lost);
+    // The running job kept running under its shim; the new daemon adopted
+    // it and reports its true end, with a notification of its own.
+    assert_eq!(
+        c.call::<JobGet>(&IdParams {
+            id: running.id.clone()
+        })
+        .await
+        .unwrap()
+        .state,
+        JobState::Running
+    );
+    std::fs::write(&fifo, "ok\n").unwrap();
+    let ended = wait(&c, &running.id).await;
+    assert_eq!((ended.state, ended.exit_code), (JobState::Failed, Some(4)));
+    assert_eq!(output(&c, &running.id).await, "adopted ok\n");
     let after = c
         .call::<NotificationsPeek>(&PeekParams::default())
         .await
@@ -101,7 +127,7 @@ async fn notification_survives_daemon_kill_9() {
     assert_eq!(after[0], before[0], "the undelivered notification survives");
     assert_eq!(
         (after[1].job_id.as_str(), after[1].state),
-        (running.id.as_str(), JobState::Lost)
+        (running.id.as_str(), JobState::Failed)
     );
     assert!(after[1].seq > after[0].seq);
     // seq keeps rising for new jobs.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-pub use schema::{Loaded, LoadedJob};
+pub use schema::{Loaded, LoadedJob, ShimId};
 
 /// Most commands committed in one transaction.
 pub const MAX_BATCH: usize = 4096;
@@ -70,6 +70,7 @@ enum Op {
         id: String,
         pid: u32,
         started_at: String,
+        shim: ShimId,
     },
     Finish {
         job: Box<Job>,
@@ -154,14 +155,16 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Records that a job started. Not awaited: a later finish of the same
-    /// job is committed after it, as the channel keeps order.
-    pub fn mark_started(&self, id: String, pid: u32, started_at: String) {
+    /// Records that a job started, with its pid and the shim supervising
+    /// it. Not awaited: a later finish of the same job is committed after
+    /// it, as the channel keeps order.
+    pub fn mark_started(&self, id: String, pid: u32, started_at: String, shim: ShimId) {
         let _ = self.tx.send(Command {
             op: Op::MarkStarted {
                 id,
                 pid,
                 started_at,
+                shim,
             },
             reply: None,
         });
@@ -261,7 +264,8 @@ fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> 
                 id,
                 pid,
                 started_at,
-            } => schema::mark_started(&tx, id, *pid, started_at).map(|_| Output::Done),
+                shim,
+            } => schema::mark_started(&tx, id, *pid, started_at, *shim).map(|_| Output::Done),
             Op::Finish { job, output_tail } => {
                 *last_seq += 1;
                 let n = notification_for(job, *last_seq, std::mem::take(output_tail));

@@ -1,6 +1,11 @@
 //! The SQLite schema, its version check and loading the tables at start.
 //!
-//! Version history (`PRAGMA user_version`): 1 — jobs, notifications, meta.
+//! Version history (`PRAGMA user_version`):
+//! 1 — jobs, notifications, meta.
+//! 2 — `jobs.shim_pid`, `jobs.shim_start`: the running job's shim, so a
+//!     restarted agentd can adopt it (docs/survival.md). A version-1
+//!     database is migrated in place with `ALTER TABLE … ADD COLUMN`.
+//!
 //! A database with a newer version is refused, never rewritten.
 
 use super::StoreError;
@@ -10,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -31,7 +36,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     duration_ms  INTEGER,
     timeout_secs REAL,
     tail_bytes   INTEGER NOT NULL,
-    output_bytes INTEGER NOT NULL DEFAULT 0
+    output_bytes INTEGER NOT NULL DEFAULT 0,
+    shim_pid     INTEGER,
+    shim_start   INTEGER
 );
 CREATE TABLE IF NOT EXISTS notifications (
     seq     INTEGER PRIMARY KEY,
@@ -48,6 +55,12 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
 ";
 
+/// Version 1 to 2: the shim of a running job.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE jobs ADD COLUMN shim_pid INTEGER;
+ALTER TABLE jobs ADD COLUMN shim_start INTEGER;
+";
+
 /// A job as loaded at start, with what is needed to run it if it is queued.
 pub struct LoadedJob {
     /// The job.
@@ -56,6 +69,21 @@ pub struct LoadedJob {
     pub tail_bytes: u64,
     /// Its environment overlay (queued jobs only).
     pub env: Option<BTreeMap<String, String>>,
+    /// The shim supervising it, when it was started by an agentd that
+    /// records shims (schema 2): `None` for jobs that never ran and for
+    /// jobs a version-1 agentd started.
+    pub shim: Option<ShimId>,
+}
+
+/// A job's shim process, identified so that a reused pid is never mistaken
+/// for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShimId {
+    /// The shim's pid.
+    pub pid: u32,
+    /// Its start time: field 22 (`starttime`) of `/proc/<pid>/stat`, in clock
+    /// ticks since boot.
+    pub start: u64,
 }
 
 /// Everything read at start.
@@ -94,9 +122,24 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         .map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(open_err)?;
-    conn.execute_batch(SCHEMA).map_err(open_err)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .map_err(open_err)?;
+    // Create or migrate, and stamp the version, in one transaction.
+    let upgrade = match version {
+        0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        1 => format!("BEGIN; {MIGRATE_1_TO_2} PRAGMA user_version = 2; COMMIT;"),
+        _ => String::new(),
+    };
+    if !upgrade.is_empty() {
+        if let Err(e) = conn.execute_batch(&upgrade) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(open_err(e));
+        }
+        if version != 0 {
+            tracing::info!(
+                "migrated the job database {} from schema {version} to {SCHEMA_VERSION}",
+                path.display()
+            );
+        }
+    }
     Ok(conn)
 }
 
@@ -113,7 +156,7 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, command, cwd, env, state, exit_code, signal, pid, session, label,
                 created_at, started_at, finished_at, duration_ms, timeout_secs,
-                tail_bytes, output_bytes
+                tail_bytes, output_bytes, shim_pid, shim_start
          FROM jobs ORDER BY ord",
     )?;
     let jobs = stmt
@@ -141,6 +184,13 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
                 },
                 tail_bytes: r.get::<_, i64>(15)? as u64,
                 env: env.and_then(|e| serde_json::from_str(&e).ok()),
+                shim: match (r.get::<_, Option<i64>>(17)?, r.get::<_, Option<i64>>(18)?) {
+                    (Some(pid), Some(start)) => Some(ShimId {
+                        pid: pid as u32,
+                        start: start as u64,
+                    }),
+                    _ => None,
+                },
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -188,17 +238,20 @@ pub fn insert_job(
     Ok(())
 }
 
-/// Records that a job started (and forgets its environment).
+/// Records that a job started under `shim` (and forgets its environment).
 pub fn mark_started(
     conn: &Connection,
     id: &str,
     pid: u32,
     started_at: &str,
+    shim: ShimId,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, env = NULL WHERE id = ?1",
+        "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, env = NULL,
+                shim_pid = ?4, shim_start = ?5
+         WHERE id = ?1",
     )?
-    .execute(params![id, pid, started_at])?;
+    .execute(params![id, pid, started_at, shim.pid, shim.start as i64])?;
     Ok(())
 }
 

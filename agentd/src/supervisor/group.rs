@@ -44,6 +44,20 @@ pub fn live_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A process's state letter (`R`, `S`, `Z`, ...) and start time (field 22
+/// of `/proc/<pid>/stat`, `starttime`: clock ticks after boot); `None` when
+/// there is no such process. Together with the pid, the start time names a
+/// process unambiguously: a recycled pid has a later one.
+pub fn stat_start(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which ends at the last ')': field 3
+    // (state) is the first, so field 22 is the 20th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
 /// Waits until every process in `pids` has exited, or `deadline`. Returns
 /// true when all exited in time. A pid that is already gone counts as
 /// exited.
@@ -68,6 +82,19 @@ pub async fn wait_exit(pids: &[u32], deadline: Instant) -> bool {
     })
     .await
     .is_ok()
+}
+
+/// A pidfd for `pid`, registered with tokio, if the process still exists
+/// and started at `start` (see [`stat_start`]) and has not exited. The pidfd
+/// is opened before the check, so it refers to the checked process even if
+/// the pid is recycled right after.
+pub fn watch_if_same(pid: u32, start: u64) -> Option<AsyncFd<OwnedFd>> {
+    let p = i32::try_from(pid).ok().and_then(Pid::from_raw)?;
+    let fd = pidfd_open(p, PidfdFlags::NONBLOCK).ok()?;
+    match stat_start(pid) {
+        Some((state, s)) if s == start && !matches!(state, 'Z' | 'X') => async_fd(fd).ok(),
+        _ => None,
+    }
 }
 
 /// Registers an owned fd with tokio's reactor for readability.

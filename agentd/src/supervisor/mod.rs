@@ -1,24 +1,34 @@
-//! Running jobs: taking them off the queue, spawning `/bin/sh -c COMMAND` in
-//! its own process group, supervising it until it ends (woken by the child's
-//! exit, a kill request or a timer — never by a polling tick), and
-//! recording its end.
+//! Running jobs: taking them off the queue, spawning each job's shim (which
+//! runs `/bin/sh -c COMMAND` in its own process group and outlives agentd,
+//! see [`crate::shim`]), supervising the job until it ends (woken by the
+//! shim's exit, a kill request or a timer — never by a polling tick), and
+//! recording its end from the shim's exit record.
 //!
-//! Each running job has one supervising task that owns its
-//! [`tokio::process::Child`] and reads kill requests from a channel.
+//! Each running job has one supervising task that watches its shim (a
+//! [`tokio::process::Child`], or a pidfd for a shim adopted after a
+//! restart, see [`adopt`]) and reads kill requests from a channel. Kills and
+//! timeouts signal the job's process group directly.
 
+pub mod adopt;
 pub mod group;
 pub mod output;
+pub mod record;
 pub mod signal;
 
 use crate::daemon::Daemon;
+use crate::store::ShimId;
 use crate::timefmt;
 use agentd_proto::{Job, JobState};
+use record::ExitRecord;
+use rustix::fd::OwnedFd;
 use rustix::process::Signal;
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -39,9 +49,11 @@ pub enum Control {
 }
 
 /// Why the supervisor ended the job, if it did.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum EndReason {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// `job.kill` (or a `kill` shutdown).
     Killed,
+    /// Its `timeout_secs` expired.
     TimedOut,
 }
 
@@ -76,8 +88,8 @@ pub async fn scheduler(daemon: Arc<Daemon>) {
     }
 }
 
-/// Spawns one job and hands it to a supervising task; a spawn failure
-/// becomes a `failed` job with the reason in its output.
+/// Spawns one job's shim and hands the job to a supervising task; a spawn
+/// failure becomes a `failed` job with the reason in its output.
 async fn start(
     daemon: &Arc<Daemon>,
     idx: usize,
@@ -86,12 +98,16 @@ async fn start(
     control: mpsc::UnboundedReceiver<Control>,
 ) {
     let log = output::path(&daemon.config.state_dir, &job.id);
-    let child = match spawn(&job, env.as_ref(), &log).await {
-        Ok(child) => child,
+    let spawned = match spawn(&daemon.config.shim_program, &job, env.as_ref(), &log).await {
+        Ok(spawned) => spawned,
         Err(reason) => {
-            let msg = format!("agentd: cannot start the job: {reason}");
-            tracing::warn!(job = %job.short_id, "{msg}");
-            let _ = tokio::task::spawn_blocking(move || output::append_line(&log, &msg)).await;
+            if let Some(reason) = reason {
+                let msg = format!("agentd: cannot start the job: {reason}");
+                tracing::warn!(job = %job.short_id, "{msg}");
+                let _ = tokio::task::spawn_blocking(move || output::append_line(&log, &msg)).await;
+            } else {
+                tracing::warn!(job = %job.short_id, "cannot start the job; the reason is in its output");
+            }
             job.state = JobState::Failed;
             job.finished_at = Some(timefmt::now());
             finish(daemon, job, None).await;
@@ -99,11 +115,8 @@ async fn start(
             return;
         }
     };
-    let pid = child
-        .id()
-        .expect("a child that was not waited on has a pid");
     let started = Instant::now();
-    job.pid = Some(pid);
+    job.pid = Some(spawned.pid);
     job.started_at = Some(timefmt::now());
     {
         let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
@@ -114,58 +127,126 @@ async fn start(
     }
     daemon.store.mark_started(
         job.id.clone(),
-        pid,
+        spawned.pid,
         job.started_at.clone().unwrap_or_default(),
+        spawned.shim_id,
     );
-    tracing::debug!(job = %job.short_id, pid, "started");
-    tokio::spawn(run_to_end(daemon.clone(), job, child, control, started));
+    tracing::debug!(job = %job.short_id, pid = spawned.pid, shim = spawned.shim_id.pid, "started");
+    let deadline = job
+        .timeout_secs
+        .map(|t| started + Duration::from_secs_f64(t));
+    tokio::spawn(run_to_end(
+        daemon.clone(),
+        job,
+        ShimWatch::Child(spawned.shim),
+        control,
+        deadline,
+    ));
 }
 
-/// Supervises a started job to its end and records the end.
-async fn run_to_end(
+/// How agentd learns that a job's shim has exited, without polling.
+pub enum ShimWatch {
+    /// A shim this agentd spawned: its child, waited on.
+    Child(tokio::process::Child),
+    /// A shim adopted from an earlier agentd: a pidfd, readable once it
+    /// has exited.
+    Adopted(AsyncFd<OwnedFd>),
+}
+
+impl ShimWatch {
+    /// Resolves once the shim has exited. Cancel-safe.
+    async fn exited(&mut self) {
+        match self {
+            ShimWatch::Child(child) => {
+                let _ = child.wait().await;
+            }
+            ShimWatch::Adopted(fd) => {
+                let _ = fd.readable().await;
+            }
+        }
+    }
+}
+
+/// Supervises a started (or adopted) job to its end and records the end:
+/// the exit record its shim left, or `lost` when the shim died without
+/// one.
+pub async fn run_to_end(
     daemon: Arc<Daemon>,
     mut job: Job,
-    child: tokio::process::Child,
+    shim: ShimWatch,
     control: mpsc::UnboundedReceiver<Control>,
-    started: Instant,
+    deadline: Option<Instant>,
 ) {
     let pid = job.pid.expect("a started job has a pid");
-    let timeout = job.timeout_secs.map(Duration::from_secs_f64);
-    let (status, reason) = supervise(child, pid, control, timeout.map(|t| started + t)).await;
-    job.finished_at = Some(timefmt::now());
-    job.duration_ms = Some(started.elapsed().as_millis() as u64);
-    let (state, exit_code, signal) = outcome(status.as_ref(), reason);
-    job.state = state;
-    job.exit_code = exit_code;
-    job.signal = signal;
+    let reason = supervise(shim, pid, control, deadline).await;
+    let dir = job_dir(&daemon.config.state_dir, &job.id);
+    let rec = read_record(dir).await;
+    if rec.is_none() && reason.is_none() {
+        tracing::warn!(job = %job.short_id, "the job's shim exited without recording the job's end; marking it lost");
+    }
+    apply_outcome(&mut job, rec.as_ref(), reason);
     tracing::debug!(job = %job.short_id, state = %job.state, "finished");
-    finish(&daemon, job, Some(started)).await;
+    finish(&daemon, job, None).await;
     daemon.slot_freed.notify_one();
 }
 
-/// Spawns `/bin/sh -c COMMAND` in a new process group with stdin from
-/// `/dev/null` and stdout and stderr appended to the output log.
+/// The job's directory (output log, exit record).
+pub fn job_dir(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("jobs").join(id)
+}
+
+/// The job's exit record, if its shim wrote one; an unreadable record is
+/// logged and counts as none.
+pub async fn read_record(dir: PathBuf) -> Option<ExitRecord> {
+    let shown = dir.display().to_string();
+    match tokio::task::spawn_blocking(move || record::read(&dir)).await {
+        Ok(Ok(rec)) => rec,
+        Ok(Err(e)) => {
+            tracing::error!("cannot read the exit record in {shown}: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// What [`spawn`] started.
+struct Spawned {
+    /// The shim, agentd's child.
+    shim: tokio::process::Child,
+    /// Its identity, recorded so a later agentd can adopt it.
+    shim_id: ShimId,
+    /// The job's pid (and process group id), as the shim reported it.
+    pid: u32,
+}
+
+/// Spawns the job's shim (`agentd shim --dir DIR -- COMMAND`) in the job's
+/// cwd and environment, with stdin from `/dev/null` and stderr appended to
+/// the output log, and reads the job's pid from its stdout. `Err(None)`
+/// means the shim could not start `/bin/sh` and wrote why to the output
+/// log.
 async fn spawn(
+    program: &Path,
     job: &Job,
     env: Option<&BTreeMap<String, String>>,
-    log: &std::path::Path,
-) -> Result<tokio::process::Child, String> {
-    let log = log.to_owned();
-    let file = tokio::task::spawn_blocking(move || output::open_for_job(&log))
+    log: &Path,
+) -> Result<Spawned, Option<String>> {
+    let log_owned = log.to_owned();
+    let file = tokio::task::spawn_blocking(move || output::open_for_job(&log_owned))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot open the output log: {e}"))?;
-    let stderr = file
-        .try_clone()
-        .map_err(|e| format!("cannot open the output log: {e}"))?;
-    let mut cmd = tokio::process::Command::new("/bin/sh");
-    cmd.arg("-c")
+        .map_err(|e| Some(e.to_string()))?
+        .map_err(|e| Some(format!("cannot open the output log: {e}")))?;
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg0("agentd")
+        .arg("shim")
+        .arg("--dir")
+        .arg(dir)
+        .arg("--")
         .arg(&job.command)
         .current_dir(&job.cwd)
         .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(stderr)
-        .process_group(0);
+        .stdout(Stdio::piped())
+        .stderr(file);
     // What systemd (or an auto-starting agentctl) handed agentd is not the
     // job's to use.
     for var in [
@@ -179,25 +260,57 @@ async fn spawn(
     if let Some(env) = env {
         cmd.envs(env);
     }
-    cmd.spawn()
-        .map_err(|e| format!("cannot run /bin/sh in {}: {e}", job.cwd))
+    let mut shim = cmd
+        .spawn()
+        .map_err(|e| Some(format!("cannot run /bin/sh in {}: {e}", job.cwd)))?;
+    let shim_pid = shim.id().expect("a child that was not waited on has a pid");
+    // The shim is our unreaped child, so its pid cannot be recycled yet.
+    let start = group::stat_start(shim_pid).map_or(0, |(_, start)| start);
+    let mut stdout = shim.stdout.take().expect("piped stdout");
+    let mut buf = [0u8; 16];
+    let mut len = 0;
+    while len < buf.len() && !buf[..len].contains(&b'\n') {
+        match stdout.read(&mut buf[len..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    let pid = std::str::from_utf8(&buf[..len])
+        .ok()
+        .and_then(|s| s.trim_end().parse::<u32>().ok());
+    match pid {
+        Some(pid) => Ok(Spawned {
+            shim,
+            shim_id: ShimId {
+                pid: shim_pid,
+                start,
+            },
+            pid,
+        }),
+        None => {
+            let status = shim.wait().await;
+            tracing::debug!("job shim exited without starting the job: {status:?}");
+            Err(None)
+        }
+    }
 }
 
-/// Waits for the job's end, acting on kill requests and the timeout. After
-/// a kill or timeout, waits for the rest of the process group too (SIGKILL
-/// after the grace), so no process of the group survives.
+/// Waits for the job's end (its shim's exit), acting on kill requests and
+/// the timeout. After a kill or timeout, waits for the rest of the process
+/// group too (SIGKILL after the grace), so no process of the group
+/// survives. Returns why the supervisor ended the job, if it did.
 async fn supervise(
-    mut child: tokio::process::Child,
+    mut shim: ShimWatch,
     pgid: u32,
     mut control: mpsc::UnboundedReceiver<Control>,
     deadline: Option<Instant>,
-) -> (Option<ExitStatus>, Option<EndReason>) {
+) -> Option<EndReason> {
     let mut reason = None;
     let mut kill_at: Option<Instant> = None;
     let mut control_open = true;
-    let status = loop {
+    loop {
         tokio::select! {
-            status = child.wait() => break status.ok(),
+            _ = shim.exited() => break,
             _ = sleep_until(deadline), if reason.is_none() => {
                 reason = Some(EndReason::TimedOut);
                 group::signal(pgid, Signal::TERM);
@@ -217,11 +330,11 @@ async fn supervise(
                 kill_at = None;
             }
         }
-    };
+    }
     if reason.is_some() {
         group::reap(pgid, kill_at.unwrap_or_else(Instant::now)).await;
     }
-    (status, reason)
+    reason
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -231,23 +344,27 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The final state, exit code and signal name of a job (DESIGN.md,
-/// "States").
-fn outcome(
-    status: Option<&ExitStatus>,
-    reason: Option<EndReason>,
-) -> (JobState, Option<i32>, Option<String>) {
-    let exit_code = status.and_then(|s| s.code());
-    let signal = status.and_then(|s| s.signal()).map(signal::name);
-    let state = match (reason, status) {
+/// Sets a finished job's state, exit code, signal, end time and duration
+/// from its exit record (if its shim wrote one) and the supervisor's reason
+/// for ending it (if it did) (DESIGN.md, "States").
+pub fn apply_outcome(job: &mut Job, rec: Option<&ExitRecord>, reason: Option<EndReason>) {
+    job.exit_code = rec.and_then(|r| r.exit_code);
+    job.signal = rec.and_then(|r| r.signal.clone());
+    job.state = match (reason, rec) {
         (Some(EndReason::TimedOut), _) => JobState::TimedOut,
         (Some(EndReason::Killed), _) => JobState::Killed,
         (None, None) => JobState::Lost,
-        (None, Some(_)) if signal.is_some() => JobState::Killed,
-        (None, Some(_)) if exit_code == Some(0) => JobState::Succeeded,
+        (None, Some(r)) if r.signal.is_some() => JobState::Killed,
+        (None, Some(r)) if r.exit_code == Some(0) => JobState::Succeeded,
         (None, Some(_)) => JobState::Failed,
     };
-    (state, exit_code, signal)
+    let finished_at = rec.map_or_else(timefmt::now, |r| r.finished_at.clone());
+    job.duration_ms = rec.map(|r| r.duration_ms).or_else(|| {
+        job.started_at
+            .as_deref()
+            .and_then(|s| timefmt::millis_between(s, &finished_at))
+    });
+    job.finished_at = Some(finished_at);
 }
 
 /// Records a finished job: output size, notification tail, durable commit

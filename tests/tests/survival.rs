@@ -1,0 +1,453 @@
+//! Jobs outlive agentd (docs/survival.md): each job runs under its own shim,
+//! so a SIGKILLed or stopped agentd loses nothing. The next agentd finishes
+//! the jobs that ended meanwhile from their exit records, adopts the ones
+//! still running (timeouts and `job.kill` included), and reports `lost`
+//! only when a job's shim died without a record.
+
+use agentd_proto::methods::*;
+use agentd_proto::{Client, Job, JobState, Notification};
+use agentd_tests::{TestEnv, group_members, is_alive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+async fn submit(c: &Client, command: &str, timeout_secs: Option<f64>) -> Job {
+    c.call::<JobSubmit>(&SubmitParams {
+        command: command.into(),
+        timeout_secs,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn get(c: &Client, id: &str) -> Job {
+    c.call::<JobGet>(&IdParams { id: id.into() }).await.unwrap()
+}
+
+async fn wait(c: &Client, id: &str) -> Job {
+    c.call::<JobWait>(&WaitParams {
+        id: id.into(),
+        timeout_secs: Some(60.0),
+    })
+    .await
+    .unwrap()
+}
+
+async fn output(c: &Client, id: &str) -> String {
+    c.call::<JobOutput>(&OutputParams {
+        id: id.into(),
+        offset: None,
+        limit: None,
+        tail: None,
+        wait_ms: None,
+    })
+    .await
+    .unwrap()
+    .data
+}
+
+/// Waits (through the output long-poll) until the job's output contains
+/// `text`.
+async fn wait_for_output(c: &Client, id: &str, text: &str) {
+    let mut offset = 0;
+    let mut seen = String::new();
+    while !seen.contains(text) {
+        let r = c
+            .call::<JobOutput>(&OutputParams {
+                id: id.into(),
+                offset: Some(offset),
+                limit: None,
+                tail: None,
+                wait_ms: Some(30_000),
+            })
+            .await
+            .unwrap();
+        assert!(
+            !(r.complete && r.data.is_empty()),
+            "job ended without printing {text:?}: {seen:?}"
+        );
+        seen.push_str(&r.data);
+        offset = r.next_offset;
+    }
+}
+
+async fn pending(c: &Client) -> Vec<Notification> {
+    c.call::<NotificationsPeek>(&PeekParams::default())
+        .await
+        .unwrap()
+        .notifications
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .unwrap();
+}
+
+/// The parent of `pid` (for a job, its shim), from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Waits, through a pidfd (no polling), until process `pid` has exited; it
+/// need not be our child.
+async fn wait_gone(pid: u32) {
+    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::NONBLOCK) else {
+        return; // gone already
+    };
+    let fd = tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), fd.readable())
+        .await
+        .unwrap_or_else(|_| panic!("process {pid} did not exit within 60 s"))
+        .unwrap()
+        .retain_ready();
+    assert!(!is_alive(pid));
+}
+
+/// Five jobs that print a line, block on their own FIFO, then print what
+/// they read and exit with code 11..=15.
+struct FifoJobs {
+    fifos: Vec<PathBuf>,
+    jobs: Vec<Job>,
+    shims: Vec<u32>,
+}
+
+impl FifoJobs {
+    async fn start(env: &TestEnv, c: &Client) -> FifoJobs {
+        let mut fifos = Vec::new();
+        let mut jobs = Vec::new();
+        for i in 1..=5 {
+            let fifo = env.root().join(format!("job{i}.fifo"));
+            mkfifo(&fifo);
+            let cmd = format!(
+                "echo before {i}; read l < '{}'; echo \"after {i} $l\"; exit 1{i}",
+                fifo.display()
+            );
+            jobs.push(submit(c, &cmd, None).await);
+            fifos.push(fifo);
+        }
+        for (i, job) in jobs.iter().enumerate() {
+            wait_for_output(c, &job.id, &format!("before {}", i + 1)).await;
+        }
+        let shims = jobs.iter().map(|j| parent_of(j.pid.unwrap())).collect();
+        FifoJobs { fifos, jobs, shims }
+    }
+
+    /// Lets every job finish and waits until each shim has recorded its end
+    /// and exited.
+    async fn release_and_wait(&self) {
+        for fifo in &self.fifos {
+            // Opening blocks until the job has the FIFO open for reading.
+            std::fs::write(fifo, "x\n").unwrap();
+        }
+        for &shim in &self.shims {
+            wait_gone(shim).await;
+        }
+    }
+
+    /// Every job ended with its true exit code and complete output, and
+    /// has exactly one notification saying so.
+    async fn check_results(&self, c: &Client) {
+        for (i, job) in self.jobs.iter().enumerate() {
+            let n = i + 1;
+            let got = wait(c, &job.id).await;
+            assert_eq!(
+                (got.state, got.exit_code, got.signal.as_deref()),
+                (JobState::Failed, Some(10 + n as i32), None),
+                "{got:?}"
+            );
+            let text = format!("before {n}\nafter {n} x\n");
+            assert_eq!(output(c, &job.id).await, text);
+            assert_eq!(got.output_bytes, text.len() as u64);
+            assert!(got.duration_ms.is_some() && got.finished_at.is_some());
+        }
+        let notes = pending(c).await;
+        assert_eq!(notes.len(), 5, "one notification per job: {notes:#?}");
+        for (i, job) in self.jobs.iter().enumerate() {
+            let n = i + 1;
+            let mine: Vec<_> = notes.iter().filter(|x| x.job_id == job.id).collect();
+            assert_eq!(mine.len(), 1, "job {n}: {notes:#?}");
+            assert_eq!(mine[0].exit_code, Some(10 + n as i32));
+            assert_eq!(mine[0].output_tail, format!("before {n}\nafter {n} x\n"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn jobs_finishing_while_agentd_is_killed_report_true_exit_codes_and_output() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let jobs = FifoJobs::start(&env, &c).await;
+    drop(c);
+    daemon.kill9();
+    jobs.release_and_wait().await;
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    jobs.check_results(&c).await;
+}
+
+#[tokio::test]
+async fn jobs_survive_a_shutdown_that_keeps_them() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let jobs = FifoJobs::start(&env, &c).await;
+    c.call::<DaemonShutdown>(&ShutdownParams {
+        jobs: Some(ShutdownJobs::Keep),
+    })
+    .await
+    .unwrap();
+    assert!(daemon.wait().success());
+    for job in &jobs.jobs {
+        assert!(is_alive(job.pid.unwrap()), "jobs: keep leaves jobs running");
+    }
+    jobs.release_and_wait().await;
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    jobs.check_results(&c).await;
+}
+
+#[tokio::test]
+async fn running_jobs_are_adopted_and_report_their_end_to_the_next_agentd() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let jobs = FifoJobs::start(&env, &c).await;
+    drop(c);
+    daemon.kill9();
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    for job in &jobs.jobs {
+        assert_eq!(get(&c, &job.id).await.state, JobState::Running);
+    }
+    let info = c.call::<DaemonInfo>(&Empty {}).await.unwrap();
+    assert_eq!(info.jobs.running, 5);
+    // The jobs end while this agentd watches their (adopted) shims.
+    for fifo in &jobs.fifos {
+        std::fs::write(fifo, "x\n").unwrap();
+    }
+    jobs.check_results(&c).await;
+}
+
+#[tokio::test]
+async fn a_job_whose_shim_died_while_agentd_was_down_is_lost() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let job = submit(&c, "echo started; sleep 300", None).await;
+    wait_for_output(&c, &job.id, "started").await;
+    let shim = parent_of(job.pid.unwrap());
+    drop(c);
+    daemon.kill9();
+    let p = rustix::process::Pid::from_raw(shim as i32).unwrap();
+    rustix::process::kill_process(p, rustix::process::Signal::KILL).unwrap();
+    wait_gone(shim).await;
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let got = get(&c, &job.id).await;
+    assert_eq!(got.state, JobState::Lost, "{got:?}");
+    assert!(got.finished_at.is_some());
+    let notes = pending(&c).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        (notes[0].job_id.as_str(), notes[0].state),
+        (job.id.as_str(), JobState::Lost)
+    );
+    assert_eq!(notes[0].output_tail, "started\n");
+    let info = c.call::<DaemonInfo>(&Empty {}).await.unwrap();
+    assert_eq!(info.jobs.running, 0, "a lost job is not running forever");
+}
+
+#[tokio::test]
+async fn a_timeout_that_expired_while_agentd_was_down_is_enforced_on_return() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let timeout = 1.0;
+    let job = submit(
+        &c,
+        "echo started; sleep 300 & sleep 300; wait",
+        Some(timeout),
+    )
+    .await;
+    let pgid = job.pid.unwrap();
+    wait_for_output(&c, &job.id, "started").await;
+    drop(c);
+    daemon.kill9();
+    // Let the deadline pass while no agentd runs: the condition under test
+    // is a point in time, so this waits for it (measured from the job's own
+    // start as agentd recorded it, plus a margin).
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(timeout + 0.5));
+    assert!(
+        group_members(pgid).len() >= 2,
+        "nothing enforced the timeout while agentd was down"
+    );
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let got = wait(&c, &job.id).await;
+    assert_eq!(got.state, JobState::TimedOut, "{got:?}");
+    assert_eq!(got.signal.as_deref(), Some("SIGTERM"));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "enforced at once on adoption, not after another timeout"
+    );
+    assert!(
+        group_members(pgid).is_empty(),
+        "no process of the group survives"
+    );
+    let notes = pending(&c).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].state, JobState::TimedOut);
+}
+
+#[tokio::test]
+async fn killing_an_adopted_job_kills_its_whole_group() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    // One member ignores SIGTERM, so the kill must follow up with SIGKILL.
+    let job = submit(
+        &c,
+        "(trap '' TERM; sleep 300) & sleep 300 & echo ready; wait",
+        None,
+    )
+    .await;
+    let pgid = job.pid.unwrap();
+    wait_for_output(&c, &job.id, "ready").await;
+    let shim = parent_of(pgid);
+    drop(c);
+    daemon.kill9();
+    assert!(group_members(pgid).len() >= 3);
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let killed = c
+        .call::<JobKill>(&KillParams {
+            id: job.id.clone(),
+            signal: None,
+            grace_secs: Some(0.5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(killed.state, JobState::Killed, "{killed:?}");
+    assert!(
+        group_members(pgid).is_empty(),
+        "no process of the group survives"
+    );
+    wait_gone(shim).await;
+    let notes = pending(&c).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].state, JobState::Killed);
+}
+
+#[tokio::test]
+async fn a_kill_shutdown_ends_adopted_jobs_and_records_them_killed() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let job = submit(&c, "echo ready; sleep 300", None).await;
+    wait_for_output(&c, &job.id, "ready").await;
+    drop(c);
+    daemon.kill9();
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    c.call::<DaemonShutdown>(&ShutdownParams {
+        jobs: Some(ShutdownJobs::Kill),
+    })
+    .await
+    .unwrap();
+    assert!(daemon.wait().success());
+    assert!(group_members(job.pid.unwrap()).is_empty());
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    assert_eq!(get(&c, &job.id).await.state, JobState::Killed);
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_and_its_running_jobs_are_lost() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(&env.state_dir).unwrap();
+    let db = env.state_dir.join("agentd.db");
+    // The schema agentd 0.1 (user_version 1) wrote, with a finished job and
+    // one it recorded as running (a direct child, no shim).
+    let script = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript('''
+CREATE TABLE jobs (ord INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, command TEXT NOT NULL,
+  cwd TEXT NOT NULL, env TEXT, state TEXT NOT NULL, exit_code INTEGER, signal TEXT, pid INTEGER,
+  session TEXT NOT NULL, label TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+  duration_ms INTEGER, timeout_secs REAL, tail_bytes INTEGER NOT NULL,
+  output_bytes INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE notifications (seq INTEGER PRIMARY KEY, session TEXT NOT NULL, job_id TEXT NOT NULL,
+  body TEXT NOT NULL, acked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX notifications_pending ON notifications (session, seq) WHERE acked = 0;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO meta VALUES ('last_seq', 3);
+INSERT INTO jobs (id, command, cwd, state, exit_code, pid, session, created_at, started_at,
+  finished_at, duration_ms, tail_bytes, output_bytes)
+  VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'true', '/', 'succeeded', 0, 999999, 'default',
+  '2026-11-22T04:00:00.000Z', '2026-11-22T04:00:00.001Z', '2026-11-22T04:00:00.002Z', 1, 1000, 0);
+INSERT INTO jobs (id, command, cwd, state, pid, session, created_at, started_at, tail_bytes)
+  VALUES ('bbbbbbbb-0000-4000-8000-000000000002', 'sleep 300', '/', 'running', 999998, 'default',
+  '2026-11-22T04:00:00.000Z', '2026-11-22T04:00:00.001Z', 1000);
+PRAGMA user_version = 1;
+''')
+c.commit()
+"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let done = get(&c, "aaaaaaaa").await;
+    assert_eq!((done.state, done.exit_code), (JobState::Succeeded, Some(0)));
+    let lost = get(&c, "bbbbbbbb").await;
+    assert_eq!(lost.state, JobState::Lost);
+    let notes = pending(&c).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].seq, 4, "seq continues from the old database");
+    // New jobs run (and record their shims) in the migrated database.
+    let job = submit(&c, "echo fine", None).await;
+    assert_eq!(wait(&c, &job.id).await.state, JobState::Succeeded);
+    drop(c);
+    drop(daemon);
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             print(c.execute('PRAGMA user_version').fetchone()[0]); \
+             print(c.execute('SELECT count(*) FROM jobs WHERE shim_pid IS NOT NULL').fetchone()[0])",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n1\n");
+}
