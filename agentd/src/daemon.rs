@@ -91,9 +91,20 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let db = config.state_dir.join("agentd.db");
     let (store, loaded) = Store::open(db, shared.clone())?;
     let orphans = restore(&shared, loaded);
-    let listener = listener::bind(&config.socket)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.socket.display()))?;
+    let mut config = config;
+    let listener = match listener::inherited()? {
+        Some((listener, path)) => {
+            tracing::info!(
+                "using the socket {} passed by the service manager",
+                path.display()
+            );
+            config.socket = path;
+            listener
+        }
+        None => listener::bind(&config.socket)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.socket.display()))?,
+    };
     let daemon = Arc::new(Daemon {
         config,
         shared,

@@ -1,14 +1,58 @@
-//! Binding the Unix socket: a private directory (0700), a socket file
-//! (0600), a stale file from a crashed daemon replaced, a live daemon
-//! refused.
+//! The listening socket: either inherited from the service manager
+//! (systemd socket activation, `LISTEN_FDS`), or bound here — a private
+//! directory (0700), a socket file (0600), a stale file from a crashed
+//! daemon replaced, a live daemon refused.
+//!
+//! A socket agentd binds is unlinked when it stops; an inherited one is
+//! never unlinked (it belongs to the socket unit, which keeps listening and
+//! starts the next agentd on the next connection).
 
 use anyhow::{Context, bail};
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use std::fs::DirBuilder;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The listening socket passed by the service manager, and its path, if
+/// agentd was socket-activated (`LISTEN_PID` is this process and
+/// `LISTEN_FDS` is 1). The listener never removes its socket file.
+///
+/// Errors: more than one descriptor was passed, or the descriptor is not a
+/// Unix stream socket bound to a path.
+pub fn inherited() -> anyhow::Result<Option<(Listener, PathBuf)>> {
+    let fds: Vec<_> = sd_notify::listen_fds()
+        .context("cannot read the sockets passed by the service manager (LISTEN_FDS)")?
+        .collect();
+    let fd = match fds.as_slice() {
+        [] => return Ok(None),
+        [fd] => *fd,
+        more => bail!(
+            "the service manager passed {} sockets (LISTEN_FDS); agentd takes exactly one",
+            more.len()
+        ),
+    };
+    // SAFETY: `listen_fds` checked that LISTEN_PID names this process, so
+    // descriptors 3.. were passed to it, open, for it to own; this is the
+    // only place that takes them.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let std_listener = std::os::unix::net::UnixListener::from(owned);
+    let path = std_listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_owned))
+        .context("the socket passed by the service manager (LISTEN_FDS) is not a Unix socket bound to a path")?;
+    let mut uds = interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(
+        OwnedFd::from(std_listener),
+    )
+    .context("cannot use the socket passed by the service manager")?;
+    // Not ours to remove (interprocess does not reclaim adopted names;
+    // this says so explicitly).
+    uds.do_not_reclaim_name_on_drop();
+    Ok(Some((uds.into(), path)))
+}
 
 /// Binds `path`. Creates its directory (0700) when missing; tightens the
 /// mode of an existing directory we own.

@@ -109,7 +109,13 @@ async fn wait_gone(pid: u32) {
     let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::NONBLOCK) else {
         return; // gone already
     };
-    let fd = tokio::io::unix::AsyncFd::with_interest(fd, tokio::io::Interest::READABLE).unwrap();
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and names the
+    // same pidfd until the AsyncFd is dropped.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)
+    .unwrap();
     tokio::time::timeout(Duration::from_secs(60), fd.readable())
         .await
         .unwrap_or_else(|_| panic!("process {pid} did not exit within 60 s"))
