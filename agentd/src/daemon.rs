@@ -126,6 +126,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!("cannot send READY=1 to $NOTIFY_SOCKET: {e}");
     }
+    let mut orphans = orphans;
+    orphans.extend(supervisor::adopt::claim_unrecorded(&daemon));
     if !orphans.is_empty() {
         let r = supervisor::adopt::recover(&daemon, orphans).await;
         tracing::info!(
@@ -171,6 +173,7 @@ fn restore(shared: &Shared, loaded: Loaded) -> Vec<Orphan> {
             orphans.push(Orphan {
                 job: job.clone(),
                 shim: l.shim,
+                recorded: true,
             });
         }
         let env = (job.state == JobState::Queued).then_some(l.env).flatten();

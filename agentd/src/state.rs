@@ -221,6 +221,14 @@ impl JobTable {
             .collect()
     }
 
+    /// The queued jobs, first in line first: index and id.
+    pub fn queued_ids(&self) -> Vec<(JobIdx, String)> {
+        self.queued
+            .iter()
+            .map(|&i| (i, self.entries[i].job.id.clone()))
+            .collect()
+    }
+
     /// How many jobs wait in the queue.
     pub fn queued_len(&self) -> usize {
         self.queued.len()

@@ -27,6 +27,31 @@ pub fn millis_between(start: &str, end: &str) -> Option<u64> {
     u64::try_from((b - a).whole_milliseconds()).ok()
 }
 
+/// The timestamp `ms` milliseconds before `ts` (both as [`rfc3339`]
+/// writes them); `None` when `ts` does not parse.
+pub fn minus_millis(ts: &str, ms: u64) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    let t = OffsetDateTime::parse(ts, &Rfc3339).ok()?;
+    Some(rfc3339(t - time::Duration::milliseconds(ms as i64)))
+}
+
+/// The wall-clock time a process started, from its `starttime` (clock
+/// ticks after boot, field 22 of `/proc/<pid>/stat`) and the boot time
+/// (`btime` in `/proc/stat`); `None` when `/proc/stat` cannot be read.
+pub fn from_boot_ticks(ticks: u64) -> Option<String> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    let ms = btime as i128 * 1000 + (ticks as i128 * 1000 / hz as i128);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok()?;
+    Some(rfc3339(t))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -35,5 +60,10 @@ mod tests {
         let b = "2026-11-22T04:14:51.350Z";
         assert_eq!(super::millis_between(a, b), Some(1250));
         assert!(super::now().ends_with('Z'));
+        assert_eq!(
+            super::minus_millis(b, 1250).as_deref(),
+            Some("2026-11-22T04:14:50.100Z")
+        );
+        assert!(super::from_boot_ticks(0).is_some_and(|t| t < super::now()));
     }
 }

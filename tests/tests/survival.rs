@@ -457,3 +457,57 @@ c.commit()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n1\n");
 }
+
+#[tokio::test]
+async fn a_job_whose_start_was_not_yet_recorded_at_a_crash_is_not_started_twice() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    // Two jobs: one still running at the restart, one that ends before it.
+    let mut jobs = Vec::new();
+    for name in ["running", "ended"] {
+        let fifo = env.root().join(format!("{name}.fifo"));
+        mkfifo(&fifo);
+        let cmd = format!("echo go; read l < '{}'; echo done; exit 3", fifo.display());
+        let job = submit(&c, &cmd, None).await;
+        wait_for_output(&c, &job.id, "go").await;
+        jobs.push((job, fifo));
+    }
+    let ended_shim = parent_of(jobs[1].0.pid.unwrap());
+    drop(c);
+    daemon.kill9();
+    std::fs::write(&jobs[1].1, "x\n").unwrap();
+    wait_gone(ended_shim).await;
+    // As if agentd had crashed after spawning the shims but before its
+    // group commit recorded the starts.
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute(\"UPDATE jobs SET state='queued', pid=NULL, started_at=NULL, \
+             shim_pid=NULL, shim_start=NULL\"); c.commit()",
+        ])
+        .arg(env.state_dir.join("agentd.db"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let running = get(&c, &jobs[0].0.id).await;
+    assert_eq!(running.state, JobState::Running, "{running:?}");
+    assert_eq!(running.pid, jobs[0].0.pid, "the same process, adopted");
+    assert!(running.started_at.is_some());
+    std::fs::write(&jobs[0].1, "x\n").unwrap();
+    for (job, _) in &jobs {
+        let got = wait(&c, &job.id).await;
+        assert_eq!(
+            (got.state, got.exit_code),
+            (JobState::Failed, Some(3)),
+            "{got:?}"
+        );
+        assert!(got.started_at.is_some() && got.duration_ms.is_some());
+        assert_eq!(output(&c, &job.id).await, "go\ndone\n", "ran once");
+    }
+    assert_eq!(pending(&c).await.len(), 2);
+}

@@ -18,12 +18,22 @@
 //! Liveness is checked before the exit record because a shim writes its
 //! record durably and only then exits: a shim seen dead has written its
 //! record, if it ever will.
+//!
+//! Jobs recorded as *queued* get one check first ([`claim_unrecorded`]): an
+//! agentd that crashed right after spawning a shim, before its group commit
+//! recorded the start, leaves a job that looks queued but has run or is
+//! running. Such a job is recognised by a live shim whose command line
+//! names its directory, or by its exit record, and is adopted or finished
+//! instead of being started a second time.
 
-use super::{Control, ShimWatch, apply_outcome, finish, group, job_dir, read_record, run_to_end};
+use super::{
+    Control, ShimWatch, apply_outcome, finish, group, job_dir, read_record, record, run_to_end,
+};
 use crate::daemon::Daemon;
 use crate::store::ShimId;
 use crate::timefmt;
 use agentd_proto::Job;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -35,6 +45,9 @@ pub struct Orphan {
     pub job: Job,
     /// Its shim, when the agentd that started it recorded one.
     pub shim: Option<ShimId>,
+    /// False for a job recorded as queued that was found started (see
+    /// [`claim_unrecorded`]): its start is recorded on adoption.
+    pub recorded: bool,
 }
 
 /// How many jobs [`recover`] adopted, finished from exit records, and
@@ -54,9 +67,22 @@ pub struct Recovered {
 /// adopted jobs are then supervised by their own tasks.
 pub async fn recover(daemon: &Arc<Daemon>, orphans: Vec<Orphan>) -> Recovered {
     let mut counts = Recovered::default();
-    for Orphan { mut job, shim } in orphans {
+    for Orphan {
+        mut job,
+        shim,
+        recorded,
+    } in orphans
+    {
         let watch = shim.and_then(|s| group::watch_if_same(s.pid, s.start));
-        if let Some(pidfd) = watch {
+        if let (Some(pidfd), Some(shim)) = (watch, shim) {
+            if !recorded {
+                daemon.store.mark_started(
+                    job.id.clone(),
+                    job.pid.unwrap_or(0),
+                    job.started_at.clone().unwrap_or_else(timefmt::now),
+                    shim,
+                );
+            }
             let (tx, rx) = mpsc::unbounded_channel::<Control>();
             daemon
                 .shared
@@ -114,4 +140,97 @@ fn elapsed(job: &Job) -> Duration {
         .as_deref()
         .and_then(|s| timefmt::millis_between(s, &timefmt::now()))
         .map_or(Duration::ZERO, Duration::from_millis)
+}
+
+/// Takes the queued jobs that an earlier agentd had in fact started (it
+/// crashed before recording the start) off the queue and returns them, to
+/// be adopted or finished by [`recover`] instead of started again. A job
+/// counts as started when a live `agentd shim --dir STATE_DIR/jobs/<id>`
+/// process exists, or its exit record does. Reads `/proc` once; blocking,
+/// and only done at start when jobs are queued.
+pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
+    let queued: Vec<(usize, String)> = {
+        let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
+        jobs.queued_ids()
+    };
+    if queued.is_empty() {
+        return Vec::new();
+    }
+    let jobs_dir = daemon.config.state_dir.join("jobs");
+    let procs = scan_proc();
+    let mut claimed = Vec::new();
+    for (idx, id) in queued {
+        let dir = jobs_dir.join(&id);
+        let shim = procs.iter().find(|p| {
+            p.args.len() >= 4
+                && p.args[1] == "shim"
+                && p.args[2] == "--dir"
+                && Path::new(&p.args[3]) == dir
+        });
+        let leader = shim.and_then(|s| procs.iter().find(|p| p.ppid == s.pid && p.pgrp == p.pid));
+        if shim.is_none() && !record::path(&dir).exists() {
+            continue;
+        }
+        let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
+        if !jobs.dequeue(idx) {
+            continue;
+        }
+        let entry = jobs.entry_mut(idx);
+        entry.env = None;
+        entry.job.state = agentd_proto::JobState::Running;
+        entry.job.pid = leader.map(|p| p.pid);
+        entry.job.started_at = leader
+            .or(shim)
+            .and_then(|p| timefmt::from_boot_ticks(p.start));
+        tracing::warn!(
+            job = %entry.job.short_id,
+            "job was started by an agentd that stopped before recording it; not starting it again"
+        );
+        claimed.push(Orphan {
+            job: entry.job.clone(),
+            shim: shim.map(|s| ShimId {
+                pid: s.pid,
+                start: s.start,
+            }),
+            recorded: false,
+        });
+    }
+    claimed
+}
+
+/// One live process, as [`claim_unrecorded`] needs it.
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    pgrp: u32,
+    start: u64,
+    args: Vec<String>,
+}
+
+/// Every live (not zombie) process `/proc` shows.
+fn scan_proc() -> Vec<Proc> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            if matches!(f.first(), Some(&("Z" | "X")) | None) {
+                return None;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Some(Proc {
+                pid,
+                ppid: f.get(1)?.parse().ok()?,
+                pgrp: f.get(2)?.parse().ok()?,
+                start: f.get(19)?.parse().ok()?,
+                args,
+            })
+        })
+        .collect()
 }

@@ -177,8 +177,7 @@ pub async fn run_to_end(
     control: mpsc::UnboundedReceiver<Control>,
     deadline: Option<Instant>,
 ) {
-    let pid = job.pid.expect("a started job has a pid");
-    let reason = supervise(shim, pid, control, deadline).await;
+    let reason = supervise(shim, job.pid, control, deadline).await;
     let dir = job_dir(&daemon.config.state_dir, &job.id);
     let rec = read_record(dir).await;
     if rec.is_none() && reason.is_none() {
@@ -301,10 +300,17 @@ async fn spawn(
 /// survives. Returns why the supervisor ended the job, if it did.
 async fn supervise(
     mut shim: ShimWatch,
-    pgid: u32,
+    pgid: Option<u32>,
     mut control: mpsc::UnboundedReceiver<Control>,
     deadline: Option<Instant>,
 ) -> Option<EndReason> {
+    // The group to signal; `None` only for a job adopted after its leader
+    // already exited (its shim is about to record the end).
+    let signal_group = |sig| {
+        if let Some(pgid) = pgid {
+            group::signal(pgid, sig);
+        }
+    };
     let mut reason = None;
     let mut kill_at: Option<Instant> = None;
     let mut control_open = true;
@@ -313,25 +319,25 @@ async fn supervise(
             _ = shim.exited() => break,
             _ = sleep_until(deadline), if reason.is_none() => {
                 reason = Some(EndReason::TimedOut);
-                group::signal(pgid, Signal::TERM);
+                signal_group(Signal::TERM);
                 kill_at = Some(Instant::now() + TIMEOUT_GRACE);
             }
             request = control.recv(), if control_open => match request {
                 Some(Control::Kill { signal, grace }) => {
                     reason.get_or_insert(EndReason::Killed);
-                    group::signal(pgid, signal);
+                    signal_group(signal);
                     let at = if signal == Signal::KILL { Instant::now() } else { Instant::now() + grace };
                     kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
                 }
                 None => control_open = false,
             },
             _ = sleep_until(kill_at), if kill_at.is_some() => {
-                group::signal(pgid, Signal::KILL);
+                signal_group(Signal::KILL);
                 kill_at = None;
             }
         }
     }
-    if reason.is_some() {
+    if let (Some(pgid), Some(_)) = (pgid, reason) {
         group::reap(pgid, kill_at.unwrap_or_else(Instant::now)).await;
     }
     reason
@@ -359,6 +365,12 @@ pub fn apply_outcome(job: &mut Job, rec: Option<&ExitRecord>, reason: Option<End
         (None, Some(_)) => JobState::Failed,
     };
     let finished_at = rec.map_or_else(timefmt::now, |r| r.finished_at.clone());
+    if job.started_at.is_none()
+        && let Some(r) = rec
+    {
+        // Started by an agentd that crashed before recording the start.
+        job.started_at = timefmt::minus_millis(&r.finished_at, r.duration_ms);
+    }
     job.duration_ms = rec.map(|r| r.duration_ms).or_else(|| {
         job.started_at
             .as_deref()

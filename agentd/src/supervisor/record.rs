@@ -61,7 +61,8 @@ pub fn write(dir: &Path, record: &ExitRecord) -> io::Result<()> {
     let mut f = File::create(&tmp)?;
     let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
     f.write_all(&bytes)?;
-    f.sync_all()?;
+    // Data and size; the name is made durable by the directory's fsync.
+    f.sync_data()?;
     drop(f);
     std::fs::rename(&tmp, path(dir))?;
     File::open(dir)?.sync_all()
