@@ -333,14 +333,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Applies a committed job end: the job table first, then the queue, so
-    /// that whoever sees the notification also sees the finished job.
+    /// Applies a committed job end: the job and its notification change
+    /// together, under both locks (taken in the order job table, then
+    /// queues, as everywhere), so whoever sees the notification also sees
+    /// the finished job, and a `job.wait` that returns the finished job is
+    /// answered only once its notification can be peeked.
     pub fn apply_finish(&self, job: Job, notification: Notification) {
-        self.jobs.lock().expect("job table poisoned").finish(job);
-        self.queues
-            .lock()
-            .expect("queues poisoned")
-            .push(notification);
+        {
+            let mut jobs = self.jobs.lock().expect("job table poisoned");
+            let mut queues = self.queues.lock().expect("queues poisoned");
+            jobs.finish(job);
+            queues.push(notification);
+        }
         self.queue_changed.notify_waiters();
     }
 }
