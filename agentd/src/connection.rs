@@ -31,6 +31,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
                 peer_pid = ?creds.pid(),
                 "refused a connection from another user"
             );
+            discard_briefly(&stream).await;
             return;
         }
         Err(e) => {
@@ -143,4 +144,26 @@ async fn handle_one(daemon: &Arc<Daemon>, value: Value, accepting: bool) -> Opti
         Ok(value) => Response::ok(id, value),
         Err(err) => Response::err(id, err),
     })
+}
+
+/// Reads and discards what a refused peer sends, until it closes, for at
+/// most 1 s and 64 KiB, before the connection is closed. Closing a Unix
+/// socket with unread data resets the connection, so a peer that sent its
+/// request at once would see "connection reset" (or a broken pipe) instead
+/// of the clean end of file that says "refused, no answer".
+async fn discard_briefly(stream: &Stream) {
+    use tokio::io::AsyncReadExt;
+    const LIMIT: usize = 64 * 1024;
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let mut reader = stream;
+        while total < LIMIT {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
 }
