@@ -231,6 +231,22 @@ async fn jobs_survive_a_shutdown_that_keeps_them() {
 }
 
 #[tokio::test]
+async fn jobs_survive_sigterm_to_agentd() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let jobs = FifoJobs::start(&env, &c).await;
+    drop(c);
+    daemon.terminate();
+    assert!(daemon.wait().success(), "SIGTERM is a clean stop");
+    jobs.release_and_wait().await;
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    jobs.check_results(&c).await;
+}
+
+#[tokio::test]
 async fn running_jobs_are_adopted_and_report_their_end_to_the_next_agentd() {
     let env = TestEnv::new();
     let daemon = env.start_daemon();
