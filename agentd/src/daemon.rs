@@ -209,6 +209,32 @@ async fn kill_all(daemon: &Daemon) {
     }
 }
 
+/// Marks every descriptor above stderr that agentd inherited close-on-exec
+/// (the sockets systemd passes are taken over by [`listener::inherited`]).
+/// Whatever opened them — a shell, a test harness — meant them for agentd
+/// at most, and a job (or a shim that outlives agentd) holding, say, the
+/// write end of its caller's pipe would keep that caller waiting for an end
+/// of file. Call before any other thread starts.
+pub fn cloexec_inherited_fds() {
+    use std::os::fd::BorrowedFd;
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Collected first: the directory listing itself holds a descriptor.
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: only used for this fcntl; a descriptor that was the
+        // listing's and is closed by now makes it fail with EBADF, ignored.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = rustix::io::fcntl_getfd(fd) {
+            let _ = rustix::io::fcntl_setfd(fd, flags | rustix::io::FdFlags::CLOEXEC);
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit, as systemd does
 /// for its services: every connection, job output log and process watch
 /// takes a descriptor, and the common soft default of 1024 is below

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         // A job's shim: no logging setup, no runtime.
         return agentd::shim::run(shim);
     }
+    agentd::daemon::cloexec_inherited_fds();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

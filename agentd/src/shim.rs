@@ -57,7 +57,9 @@ pub fn run(args: ShimArgs) -> ExitCode {
         // job itself is still this process's child.
         eprintln!("agentd shim: cannot become a child subreaper: {e}");
     }
-    let stdout_log = match rustix::io::dup(rustix::stdio::stderr()) {
+    // Close-on-exec, so the job gets the log as stdout and stderr only, not
+    // as a stray third descriptor.
+    let stdout_log = match rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3) {
         Ok(fd) => Stdio::from(fd),
         Err(e) => {
             eprintln!("agentd: cannot start the job: cannot duplicate the output log: {e}");
