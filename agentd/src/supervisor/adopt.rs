@@ -67,6 +67,7 @@ pub struct Recovered {
 /// adopted jobs are then supervised by their own tasks.
 pub async fn recover(daemon: &Arc<Daemon>, orphans: Vec<Orphan>) -> Recovered {
     let mut counts = Recovered::default();
+    let mut ending = tokio::task::JoinSet::new();
     for Orphan {
         mut job,
         shim,
@@ -114,8 +115,11 @@ pub async fn recover(daemon: &Arc<Daemon>, orphans: Vec<Orphan>) -> Recovered {
             }
         }
         apply_outcome(&mut job, rec.as_ref(), None);
-        finish(daemon, job, None).await;
+        // Concurrently, so that many ends share the store's group commits.
+        let d = daemon.clone();
+        ending.spawn(async move { finish(&d, job, None).await });
     }
+    while ending.join_next().await.is_some() {}
     counts
 }
 
