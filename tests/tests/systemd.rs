@@ -171,6 +171,19 @@ fn verify(env: &TestEnv, units: &[PathBuf]) -> Option<(i32, String)> {
     Some((code, format!("{out}{err}")))
 }
 
+/// Asserts that `systemd-analyze verify` accepted the units, or says why
+/// it could not judge them: not installed, or unable to start its manager
+/// in this sandbox (an environment problem, not a unit problem).
+fn assert_verified(result: Option<(i32, String)>) {
+    match result {
+        None => skip("systemd-analyze is not installed (apt-get install systemd)"),
+        Some((code, out)) if code != 0 && out.contains("Failed to initialize manager") => {
+            skip(&format!("systemd-analyze cannot run here:\n{out}"))
+        }
+        Some((code, out)) => assert_eq!(code, 0, "systemd-analyze verify:\n{out}"),
+    }
+}
+
 #[test]
 fn shipped_units_pass_systemd_analyze_verify() {
     let env = TestEnv::new();
@@ -191,10 +204,7 @@ fn shipped_units_pass_systemd_analyze_verify() {
     std::fs::write(dir.join("agentd.service"), service).unwrap();
     std::fs::copy(repo.join("agentd.socket"), dir.join("agentd.socket")).unwrap();
     let units = [dir.join("agentd.socket"), dir.join("agentd.service")];
-    match verify(&env, &units) {
-        None => skip("systemd-analyze is not installed (apt-get install systemd)"),
-        Some((code, out)) => assert_eq!(code, 0, "systemd-analyze verify:\n{out}"),
-    }
+    assert_verified(verify(&env, &units));
 }
 
 #[test]
@@ -228,8 +238,5 @@ fn install_service_writes_units_that_verify_and_prints_how_to_enable_them() {
     );
     assert!(stdout.contains("loginctl enable-linger $USER"), "{stdout}");
     let units = [dir.join("agentd.socket"), dir.join("agentd.service")];
-    match verify(&env, &units) {
-        None => skip("systemd-analyze is not installed (apt-get install systemd)"),
-        Some((code, out)) => assert_eq!(code, 0, "systemd-analyze verify:\n{out}"),
-    }
+    assert_verified(verify(&env, &units));
 }
