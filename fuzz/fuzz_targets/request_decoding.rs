@@ -2,14 +2,14 @@
 //! line framing (`codec::read_line`, with a tiny read buffer so lines split
 //! across reads), JSON parsing, JSON-RPC request checks
 //! (`Request::from_value`, batches included) and the typed params of every
-//! method (`rpc::params::decode`). Nothing may panic, and framing must keep
+//! method (`message::decode_params`, as the daemon's dispatcher uses it). Nothing may panic, and framing must keep
 //! its promises: no line longer than the limit, no newline inside a line.
 
 #![no_main]
 
-use agentd::rpc::params::decode;
 use agentd_proto::codec::{Frame, read_line};
 use agentd_proto::methods::*;
+use agentd_proto::message::decode_params as decode;
 use agentd_proto::{Method, Request};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

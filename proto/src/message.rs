@@ -228,6 +228,37 @@ impl RpcError {
     }
 }
 
+/// Decodes a request's params into the method's params type; absent (or
+/// `null`) params read as `{}`.
+///
+/// Errors: -32602 naming the field in the message and in `data.field`:
+/// params given as an array (by position), a missing or mistyped field, an
+/// unknown field.
+pub fn decode_params<P: serde::de::DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
+    let value = match params {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(Value::Array(_)) => {
+            return Err(RpcError::invalid_params(
+                "params must be an object (by-name), not an array",
+                None,
+            ));
+        }
+        Some(v) => v,
+    };
+    serde_json::from_value(value).map_err(|e| {
+        let msg = e.to_string();
+        RpcError::invalid_params(&msg, field_of(&msg).as_deref())
+    })
+}
+
+/// Picks the field name out of serde's messages (`missing field `x``,
+/// `unknown field `x``).
+fn field_of(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

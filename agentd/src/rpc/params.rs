@@ -2,8 +2,6 @@
 //! in its message and in `error.data.field`.
 
 use agentd_proto::RpcError;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 /// Longest session name, in characters (DESIGN.md: 1–128 of
 /// `[A-Za-z0-9._-]`).
@@ -12,35 +10,10 @@ pub const MAX_SESSION_LEN: usize = 128;
 /// refused as absurd rather than silently capped.
 pub const MAX_TIMEOUT_SECS: f64 = 30.0 * 24.0 * 3600.0;
 
-/// Decodes a params object; absent params read as `{}`.
-///
-/// Errors: params given as an array (by position), a missing or mistyped
-/// field, an unknown field.
-pub fn decode<P: DeserializeOwned>(params: Option<Value>) -> Result<P, RpcError> {
-    let value = match params {
-        None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(Value::Array(_)) => {
-            return Err(RpcError::invalid_params(
-                "params must be an object (by-name), not an array",
-                None,
-            ));
-        }
-        Some(v) => v,
-    };
-    serde_json::from_value(value).map_err(|e| {
-        let msg = e.to_string();
-        let field = field_of(&msg);
-        RpcError::invalid_params(msg.clone(), field.as_deref())
-    })
-}
-
-/// Picks the field name out of serde's messages (`missing field `x``,
-/// `unknown field `x``).
-fn field_of(msg: &str) -> Option<String> {
-    let start = msg.find('`')? + 1;
-    let len = msg[start..].find('`')?;
-    Some(msg[start..start + len].to_string())
-}
+/// Decodes a params object; absent params read as `{}`. Lives in proto
+/// (so the fuzz target and other servers share it); see
+/// [`agentd_proto::message::decode_params`].
+pub use agentd_proto::message::decode_params as decode;
 
 /// The session name, `"default"` when absent.
 ///
