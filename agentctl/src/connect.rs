@@ -120,6 +120,11 @@ pub async fn start_daemon(socket: &Path) -> anyhow::Result<()> {
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(false);
+    // The daemon passes its environment to every job: keep the agent's API
+    // keys out of it.
+    for key in crate::agent::config::KEY_VARS {
+        cmd.env_remove(key);
+    }
     // SAFETY: setsid is async-signal-safe and touches no memory of ours.
     unsafe {
         cmd.pre_exec(|| {

@@ -1,14 +1,105 @@
 //! The agent: an LLM tool-use loop whose long commands run as agentd jobs.
+//!
+//! `ask` runs one turn non-interactively ([`ask`]), `chat` is the REPL
+//! ([`repl`]), `sessions` lists transcripts ([`sessions`]). The loop itself
+//! is [`turn`]; background results are [`notifications`]; the conversation
+//! on disk is [`transcript`]; the model is behind [`provider`].
+
+pub mod ask;
+pub mod config;
+pub mod notifications;
+pub mod provider;
+pub mod repl;
+pub mod session;
+pub mod sessions;
+pub mod sse;
+pub mod tools;
+pub mod transcript;
+pub mod turn;
 
 use crate::GlobalOpts;
 use clap::Subcommand;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Agent subcommands.
 #[derive(Debug, Subcommand)]
-pub enum AgentCommand {}
+pub enum AgentCommand {
+    /// Ask the agent one thing and print its answer.
+    #[command(after_help = "Examples:\n  agentctl ask 'what does this repo do?'\n  \
+                  agentctl ask --session fix --wait 'run the tests in the background and fix what fails'")]
+    Ask {
+        /// Session to continue or start [default: default].
+        #[arg(long, short)]
+        session: Option<String>,
+        /// Stay until this session's background jobs have finished and the
+        /// model has seen their results.
+        #[arg(long)]
+        wait: bool,
+        /// The workspace the tools work in [default: current directory].
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<PathBuf>,
+        /// What to ask.
+        #[arg(required = true, value_name = "PROMPT")]
+        prompt: Vec<String>,
+    },
+    /// Talk with the agent interactively.
+    Chat {
+        /// Session to continue or start [default: a fresh one].
+        #[arg(long, short, conflicts_with = "continue_")]
+        session: Option<String>,
+        /// Resume the most recently used session.
+        #[arg(long = "continue", short = 'c')]
+        continue_: bool,
+        /// The workspace the tools work in [default: current directory].
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<PathBuf>,
+    },
+    /// List the agent's sessions.
+    Sessions,
+}
 
 /// Runs an agent subcommand.
-pub async fn run(_global: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+///
+/// Errors: no API key; agentd unreachable; transcript I/O. A failed model
+/// call is reported and exits 1 without an error chain.
+pub async fn run(global: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AgentCommand::Ask {
+            session,
+            wait,
+            workdir,
+            prompt,
+        } => {
+            let session = session.unwrap_or_else(|| "default".into());
+            ask::run(global, &session, wait, workdir, &prompt.join(" ")).await
+        }
+        AgentCommand::Chat {
+            session,
+            continue_,
+            workdir,
+        } => repl::run(global, session, continue_, workdir).await,
+        AgentCommand::Sessions => sessions::run(global).await,
+    }
+}
+
+/// Loads the config (model, API key, base URL).
+///
+/// The keys stay in this process's environment; jobs never see them:
+/// [`config::job_env`] drops them from what the tools submit, and an agentd
+/// auto-started by us gets an environment without them.
+///
+/// Errors: see [`config::Config::load`].
+pub fn load_config() -> anyhow::Result<config::Config> {
+    config::Config::load()
+}
+
+/// The workspace: `--workdir`, else the current directory.
+///
+/// Errors: the current directory cannot be read.
+pub fn workdir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match flag {
+        Some(d) => Ok(d),
+        None => Ok(std::env::current_dir()?),
+    }
 }

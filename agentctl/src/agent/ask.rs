@@ -1,0 +1,105 @@
+//! `agentctl ask`: one user turn, non-interactive. The final text goes to
+//! stdout, tool-call lines to stderr. With `--wait` it stays while the
+//! session has live jobs, long-polling `notifications.wait`, and gives
+//! each batch of results to the model.
+
+use super::session::Session;
+use super::turn::{TurnError, Ui};
+use crate::GlobalOpts;
+use crate::connect;
+use agentd_proto::JobState;
+use agentd_proto::methods::{JobList, ListParams, NotificationsWait, NotificationsWaitParams};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// How long one `notifications.wait` long-poll lasts, in milliseconds.
+pub const WAIT_POLL_MS: u64 = 60_000;
+
+/// Tool lines and notices to stderr; text is printed at the end.
+struct AskUi;
+
+impl Ui for AskUi {
+    fn text(&mut self, _delta: &str) {}
+    fn tool(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+    fn notice(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+fn print_reply(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", text.trim_end());
+    let _ = out.flush();
+}
+
+/// Runs `ask`.
+///
+/// Errors: config, agentd and transcript errors. A model API error is
+/// printed and gives exit code 1; the session is kept.
+pub async fn run(
+    global: &GlobalOpts,
+    session: &str,
+    wait: bool,
+    workdir: Option<PathBuf>,
+    prompt: &str,
+) -> anyhow::Result<ExitCode> {
+    let config = super::load_config()?;
+    let workdir = super::workdir(workdir)?;
+    let client = Arc::new(connect::connect(&global.socket_path()).await?);
+    let mut s = Session::open(session, &workdir, client.clone(), config).await?;
+    let mut ui = AskUi;
+    s.pending.push(super::transcript::Block::text(prompt));
+    if !turn(&mut s, &mut ui).await? {
+        return Ok(ExitCode::FAILURE);
+    }
+    if !wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        if s.has_new_results().await? {
+            if !turn(&mut s, &mut ui).await? {
+                return Ok(ExitCode::FAILURE);
+            }
+            continue;
+        }
+        let live = client
+            .call::<JobList>(&ListParams {
+                states: Some(vec![JobState::Queued, JobState::Running]),
+                session: Some(s.name.clone()),
+                limit: Some(1),
+            })
+            .await?;
+        if live.jobs.is_empty() {
+            // A job may have finished between the check and the list.
+            if s.has_new_results().await? {
+                continue;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        client
+            .call::<NotificationsWait>(&NotificationsWaitParams {
+                session: Some(s.name.clone()),
+                timeout_ms: WAIT_POLL_MS,
+            })
+            .await?;
+    }
+}
+
+/// One turn; prints the reply. False when the model API failed.
+async fn turn(s: &mut Session, ui: &mut AskUi) -> anyhow::Result<bool> {
+    match s.turn(ui).await {
+        Ok(text) => {
+            print_reply(&text);
+            Ok(true)
+        }
+        Err(TurnError::Provider(e)) => {
+            eprintln!("agentctl: {e}");
+            Ok(false)
+        }
+        Err(TurnError::Other(e)) => Err(e),
+    }
+}

@@ -1,0 +1,121 @@
+//! Background results: reading the session's pending notifications from
+//! agentd, deciding which the model still needs, and the
+//! `<background-results>` block they go in (DESIGN.md).
+//!
+//! Exactly once: the caller peeks ([`gather`]), persists the user message
+//! carrying the block (with the delivered job ids), and only then acks up
+//! to [`Gathered::max_seq`]. A notification whose job the transcript already
+//! lists was persisted by an earlier run that died before its ack (or was
+//! reported by `bash`): it is acked, not shown again.
+
+use agentd_proto::methods::{AckParams, NotificationsAck, NotificationsPeek, PeekParams};
+use agentd_proto::{Client, Notification};
+use std::collections::HashSet;
+
+/// Most notifications taken per model call.
+pub const MAX_PER_CALL: u64 = 50;
+
+/// What [`gather`] found.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// Notifications to show the model, oldest first.
+    pub deliver: Vec<Notification>,
+    /// Highest `seq` above the delivered one (shown or skipped as already
+    /// reported by `bash`); to record in the message and ack after it.
+    pub max_seq: Option<u64>,
+}
+
+/// Peeks the session's pending notifications and sorts them: those at or
+/// below `delivered_seq` are acked at once (an earlier run persisted them);
+/// those of `fg_jobs` are skipped; the rest are to be delivered.
+///
+/// Errors: agentd errors.
+pub async fn gather(
+    client: &Client,
+    session: &str,
+    handled: &HashSet<String>,
+) -> anyhow::Result<Gathered> {
+    let peeked = client
+        .call::<NotificationsPeek>(&PeekParams {
+            session: Some(session.to_string()),
+            after_seq: None,
+            max: Some(MAX_PER_CALL),
+        })
+        .await?
+        .notifications;
+    let mut out = Gathered::default();
+    for n in peeked {
+        out.max_seq = Some(out.max_seq.map_or(n.seq, |m| m.max(n.seq)));
+        if !handled.contains(&n.job_id) {
+            out.deliver.push(n);
+        }
+    }
+    Ok(out)
+}
+
+/// Acks the session's notifications up to `up_to_seq`.
+///
+/// Errors: agentd errors.
+pub async fn ack(client: &Client, session: &str, up_to_seq: u64) -> anyhow::Result<()> {
+    client
+        .call::<NotificationsAck>(&AckParams {
+            session: Some(session.to_string()),
+            up_to_seq,
+        })
+        .await?;
+    Ok(())
+}
+
+/// `[bg:1a2b3c4d] succeeded (exit 0): cargo build`; a job ended by a
+/// signal shows `(signal SIGTERM)` instead of the exit code.
+pub fn header(n: &Notification) -> String {
+    let status = match (n.exit_code, &n.signal) {
+        (Some(code), _) => format!(" (exit {code})"),
+        (None, Some(sig)) => format!(" (signal {sig})"),
+        (None, None) => String::new(),
+    };
+    format!("[bg:{}] {}{status}: {}", n.short_id, n.state, n.command)
+}
+
+/// The text block for the model.
+pub fn block(notifications: &[Notification]) -> String {
+    let mut out = String::from("<background-results>\n");
+    for n in notifications {
+        out.push_str(&header(n));
+        out.push('\n');
+        let tail = n.output_tail.trim_end_matches('\n');
+        if !tail.is_empty() {
+            out.push_str(tail);
+            out.push('\n');
+        }
+    }
+    out.push_str("</background-results>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentd_proto::JobState;
+
+    #[test]
+    fn block_has_the_designed_shape() {
+        let n = Notification {
+            seq: 3,
+            job_id: "1a2b3c4d-0000".into(),
+            short_id: "1a2b3c4d".into(),
+            session: "s".into(),
+            state: JobState::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            command: "cargo build".into(),
+            duration_ms: Some(5),
+            output_tail: "Finished\n".into(),
+            finished_at: "2026-01-01T00:00:00Z".into(),
+        };
+        assert_eq!(
+            block(&[n]),
+            "<background-results>\n[bg:1a2b3c4d] succeeded (exit 0): cargo build\nFinished\n</background-results>"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! The Anthropic Messages API, streaming: `POST {base}/v1/messages` with
+//! `x-api-key` and `anthropic-version: 2023-06-01`; text deltas and
+//! `input_json_delta` fragments are gathered per content block index.
+
+use super::{ProviderError, Reply, Request, StopReason, retry};
+use crate::agent::config::Config;
+use crate::agent::sse;
+use crate::agent::transcript::Block;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The API version header value.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// A content block while its deltas arrive.
+enum Partial {
+    Text(String),
+    Tool {
+        id: String,
+        name: String,
+        json: String,
+    },
+    /// Kinds we do not keep (thinking, server tools).
+    Other,
+}
+
+/// The request body.
+pub fn body(config: &Config, request: &Request<'_>) -> Value {
+    let tools: Vec<Value> = request
+        .tools
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+        .collect();
+    let messages: Vec<Value> = request
+        .messages
+        .iter()
+        .map(|m| json!({"role": m.role, "content": m.content}))
+        .collect();
+    json!({
+        "model": config.model,
+        "max_tokens": config.max_tokens,
+        "system": request.system,
+        "messages": messages,
+        "tools": tools,
+        "stream": true,
+    })
+}
+
+/// One streaming call.
+///
+/// Errors: see [`super::Provider::complete`].
+pub async fn complete(
+    http: &reqwest::Client,
+    config: &Config,
+    request: &Request<'_>,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Reply, ProviderError> {
+    let url = format!("{}/v1/messages", config.base_url);
+    let body = body(config, request);
+    let mut resp = retry::send(|| {
+        let mut b = http
+            .post(&url)
+            .header("anthropic-version", API_VERSION)
+            .header("accept", "text/event-stream")
+            .json(&body);
+        if let Some(key) = &config.api_key {
+            b = b.header("x-api-key", key);
+        }
+        b
+    })
+    .await?;
+    let streaming = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !streaming {
+        // A server that ignores `stream` answers with the whole message.
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ProviderError::Transport(e.to_string()))?;
+        return parse_message(&text, on_text);
+    }
+    let mut parser = sse::Parser::new();
+    let mut state = Stream::default();
+    loop {
+        let chunk = super::next_chunk(&mut resp).await?;
+        let events = match &chunk {
+            Some(bytes) => parser.feed(bytes),
+            None => parser.finish().into_iter().collect(),
+        };
+        for ev in events {
+            if state.event(&ev, on_text)? {
+                return Ok(state.reply());
+            }
+        }
+        if chunk.is_none() {
+            return if state.stop.is_some() {
+                Ok(state.reply())
+            } else {
+                Err(ProviderError::Transport(
+                    "the stream ended before message_stop".into(),
+                ))
+            };
+        }
+    }
+}
+
+/// The stream's state: blocks by index and the stop reason.
+#[derive(Default)]
+struct Stream {
+    blocks: BTreeMap<u64, Partial>,
+    stop: Option<StopReason>,
+}
+
+impl Stream {
+    /// Handles one event; true at `message_stop`.
+    fn event(
+        &mut self,
+        ev: &sse::Event,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<bool, ProviderError> {
+        let Ok(data) = serde_json::from_str::<Value>(&ev.data) else {
+            return Ok(false);
+        };
+        let kind = data
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or(&ev.event);
+        let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+        match kind {
+            "content_block_start" => {
+                let cb = &data["content_block"];
+                let partial = match cb["type"].as_str() {
+                    Some("text") => {
+                        let t = cb["text"].as_str().unwrap_or("").to_string();
+                        if !t.is_empty() {
+                            on_text(&t);
+                        }
+                        Partial::Text(t)
+                    }
+                    Some("tool_use") => Partial::Tool {
+                        id: cb["id"].as_str().unwrap_or("").to_string(),
+                        name: cb["name"].as_str().unwrap_or("").to_string(),
+                        json: String::new(),
+                    },
+                    _ => Partial::Other,
+                };
+                self.blocks.insert(index, partial);
+            }
+            "content_block_delta" => {
+                let delta = &data["delta"];
+                match (self.blocks.get_mut(&index), delta["type"].as_str()) {
+                    (Some(Partial::Text(t)), Some("text_delta")) => {
+                        let piece = delta["text"].as_str().unwrap_or("");
+                        on_text(piece);
+                        t.push_str(piece);
+                    }
+                    (Some(Partial::Tool { json, .. }), Some("input_json_delta")) => {
+                        json.push_str(delta["partial_json"].as_str().unwrap_or(""));
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    self.stop = Some(stop_reason(r));
+                }
+            }
+            "message_stop" => return Ok(true),
+            "error" => {
+                return Err(ProviderError::Api {
+                    status: 0,
+                    message: data
+                        .pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("error event in the stream")
+                        .to_string(),
+                });
+            }
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    fn reply(self) -> Reply {
+        let content = self
+            .blocks
+            .into_values()
+            .filter_map(|p| match p {
+                Partial::Text(text) if !text.is_empty() => Some(Block::Text { text }),
+                Partial::Tool { id, name, json } => Some(Block::ToolUse {
+                    id,
+                    name,
+                    input: parse_input(&json),
+                }),
+                _ => None,
+            })
+            .collect();
+        Reply {
+            content,
+            stop: self.stop.unwrap_or(StopReason::EndTurn),
+        }
+    }
+}
+
+/// A tool call's accumulated JSON; empty means `{}`. Unparseable input
+/// (cut by max_tokens) is kept under `_invalid_json`, an object still, so
+/// the conversation stays valid and the tool reports the problem.
+pub fn parse_input(json: &str) -> Value {
+    if json.trim().is_empty() {
+        return json!({});
+    }
+    match serde_json::from_str::<Value>(json) {
+        Ok(v) if v.is_object() => v,
+        _ => json!({ "_invalid_json": json }),
+    }
+}
+
+/// Maps the API's stop reason.
+pub fn stop_reason(s: &str) -> StopReason {
+    match s {
+        "end_turn" | "stop_sequence" => StopReason::EndTurn,
+        "tool_use" => StopReason::ToolUse,
+        "max_tokens" => StopReason::MaxTokens,
+        "pause_turn" => StopReason::PauseTurn,
+        "refusal" => StopReason::Refusal,
+        other => StopReason::Other(other.to_string()),
+    }
+}
+
+/// A non-streamed message body.
+fn parse_message(
+    text: &str,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Reply, ProviderError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ProviderError::Transport(format!("unreadable reply: {e}")))?;
+    let mut content = Vec::new();
+    for b in v["content"].as_array().into_iter().flatten() {
+        match b["type"].as_str() {
+            Some("text") => {
+                let t = b["text"].as_str().unwrap_or("").to_string();
+                on_text(&t);
+                content.push(Block::Text { text: t });
+            }
+            Some("tool_use") => content.push(Block::ToolUse {
+                id: b["id"].as_str().unwrap_or("").to_string(),
+                name: b["name"].as_str().unwrap_or("").to_string(),
+                input: b["input"].clone(),
+            }),
+            _ => {}
+        }
+    }
+    Ok(Reply {
+        content,
+        stop: stop_reason(v["stop_reason"].as_str().unwrap_or("end_turn")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_streamed_message_is_read_whole() {
+        let body = r#"{"content":[{"type":"text","text":"hi"},
+            {"type":"tool_use","id":"t1","name":"bash","input":{"command":"ls"}}],
+            "stop_reason":"tool_use"}"#;
+        let mut seen = String::new();
+        let reply = parse_message(body, &mut |t: &str| seen.push_str(t)).unwrap();
+        assert_eq!(seen, "hi");
+        assert_eq!(reply.stop, StopReason::ToolUse);
+        assert!(matches!(&reply.content[1], Block::ToolUse { id, .. } if id == "t1"));
+    }
+
+    #[test]
+    fn cut_tool_input_stays_an_object() {
+        assert_eq!(parse_input(""), json!({}));
+        assert_eq!(
+            parse_input("{\"a\": 1"),
+            json!({"_invalid_json": "{\"a\": 1"})
+        );
+    }
+
+    #[test]
+    fn stream_gathers_text_and_tool_json_per_block() {
+        let raw = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"tu1\",\"name\":\"bash\",\"input\":{}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"comm\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"and\\\": \\\"ls\\\"}\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let mut parser = sse::Parser::new();
+        let mut st = Stream::default();
+        let mut seen = String::new();
+        let mut on_text = |t: &str| seen.push_str(t);
+        let mut done = false;
+        // Feed in small chunks to cross event boundaries.
+        for chunk in raw.as_bytes().chunks(7) {
+            for ev in parser.feed(chunk) {
+                done |= st.event(&ev, &mut on_text).unwrap();
+            }
+        }
+        assert!(done);
+        let reply = st.reply();
+        assert_eq!(seen, "Hello");
+        assert_eq!(reply.stop, StopReason::ToolUse);
+        assert_eq!(reply.content.len(), 2);
+        assert!(
+            matches!(&reply.content[1], Block::ToolUse { id, input, .. } if id == "tu1" && input["command"] == "ls")
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! `agentctl chat`: the interactive REPL. rustyline gives line editing and
+//! history; the model's text streams to the terminal; each tool call is one
+//! line. While the prompt waits, a watcher task prints each background
+//! job's end above it (rustyline's external printer) without acking it:
+//! the result reaches the model with the next message, and is acked only
+//! once that message is persisted. Ctrl-C cancels the turn in flight;
+//! Ctrl-D or `exit` leaves.
+
+use super::notifications;
+use super::session::{Session, fresh_name};
+use super::sessions;
+use super::transcript::Block;
+use super::turn::{TurnError, Ui};
+use crate::GlobalOpts;
+use crate::connect;
+use agentd_proto::methods::{
+    JobList, JobWait, ListParams, NotificationsPeek, NotificationsWait, NotificationsWaitParams,
+    PeekParams, WaitParams,
+};
+use agentd_proto::{Client, JobState};
+use rustyline::error::ReadlineError;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+/// Prints a line above the prompt (or plainly when there is no terminal).
+type Printer = Arc<Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>>>;
+
+fn print_line(printer: &Printer, line: String) {
+    let mut guard = printer.lock().unwrap_or_else(|e| e.into_inner());
+    match guard.as_mut() {
+        Some(p) => {
+            let _ = p.print(format!("{line}\n"));
+        }
+        None => println!("{line}"),
+    }
+}
+
+/// Streams text to stdout; tool lines on lines of their own.
+struct ChatUi {
+    /// True when the cursor is at the start of a line.
+    at_line_start: bool,
+}
+
+impl ChatUi {
+    fn newline(&mut self) {
+        if !self.at_line_start {
+            println!();
+            self.at_line_start = true;
+        }
+    }
+}
+
+impl Ui for ChatUi {
+    fn text(&mut self, delta: &str) {
+        if delta.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(delta.as_bytes());
+        let _ = out.flush();
+        self.at_line_start = delta.ends_with('\n');
+    }
+    fn tool(&mut self, line: &str) {
+        self.newline();
+        println!("{line}");
+    }
+    fn notice(&mut self, line: &str) {
+        self.newline();
+        println!("{line}");
+    }
+}
+
+/// Runs the REPL.
+///
+/// Errors: config, agentd, transcript or terminal errors.
+pub async fn run(
+    global: &GlobalOpts,
+    session: Option<String>,
+    continue_: bool,
+    workdir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let config = super::load_config()?;
+    let workdir = super::workdir(workdir)?;
+    let name = match (session, continue_) {
+        (Some(name), _) => name,
+        (None, true) => match sessions::list()?.into_iter().next() {
+            Some(s) => s.name,
+            None => fresh_name(),
+        },
+        (None, false) => fresh_name(),
+    };
+    let client = Arc::new(connect::connect(&global.socket_path()).await?);
+    let mut s = Session::open(&name, &workdir, client.clone(), config).await?;
+    println!(
+        "Session {name} ({} messages) in {} with {}. Ctrl-C cancels a turn; Ctrl-D or `exit` leaves.",
+        s.transcript.messages().len(),
+        s.tools.workdir.display(),
+        s.provider.model()
+    );
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let printer: Printer =
+        Arc::new(Mutex::new(editor.create_external_printer().ok().map(|p| {
+            Box::new(p) as Box<dyn rustyline::ExternalPrinter + Send>
+        })));
+    let mut shown: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    // One SIGINT stream for the whole REPL: a Ctrl-C that arrived while no
+    // turn ran (a terminal rustyline cannot put in raw mode) is drained
+    // before each turn so it does not cancel the next one.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut ui = ChatUi {
+        at_line_start: true,
+    };
+    loop {
+        let watcher = tokio::spawn(watch(
+            client.clone(),
+            s.name.clone(),
+            s.transcript.handled_jobs(),
+            shown.clone(),
+            printer.clone(),
+        ));
+        let (ed, line) = tokio::task::spawn_blocking(move || {
+            let line = editor.readline("> ");
+            (editor, line)
+        })
+        .await?;
+        editor = ed;
+        watcher.abort();
+        let line = match line {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if matches!(trimmed, "exit" | "quit") {
+            break;
+        }
+        let _ = editor.add_history_entry(trimmed);
+        s.pending.push(Block::text(trimmed));
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, interrupt.recv()).await;
+        let outcome = tokio::select! {
+            r = s.turn(&mut ui) => Some(r),
+            _ = interrupt.recv() => None,
+        };
+        ui.newline();
+        match outcome {
+            Some(Ok(_)) => {}
+            Some(Err(TurnError::Provider(e))) => println!("agentctl: {e}"),
+            Some(Err(TurnError::Other(e))) => println!("agentctl: error: {e:#}"),
+            None => {
+                s.repair();
+                println!("(cancelled)");
+            }
+        }
+        // Results delivered to the model need no more showing.
+        shown = Arc::default();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each of the session's background results once as it arrives,
+/// without acking. `notifications.wait` returns at once while anything is
+/// pending, so once a result is shown and waits for the next message the
+/// watcher long-polls the session's live jobs with `job.wait` instead.
+async fn watch(
+    client: Arc<Client>,
+    session: String,
+    handled: HashSet<String>,
+    shown: Arc<Mutex<HashSet<u64>>>,
+    printer: Printer,
+) -> anyhow::Result<()> {
+    loop {
+        let pending = client
+            .call::<NotificationsPeek>(&PeekParams {
+                session: Some(session.clone()),
+                after_seq: None,
+                max: Some(notifications::MAX_PER_CALL),
+            })
+            .await?
+            .notifications;
+        for n in &pending {
+            let new = shown
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(n.seq);
+            if new && !handled.contains(&n.job_id) {
+                print_line(&printer, notifications::header(n));
+            }
+        }
+        if pending.is_empty() {
+            client
+                .call::<NotificationsWait>(&NotificationsWaitParams {
+                    session: Some(session.clone()),
+                    timeout_ms: 600_000,
+                })
+                .await?;
+            continue;
+        }
+        let live = client
+            .call::<JobList>(&ListParams {
+                states: Some(vec![JobState::Queued, JobState::Running]),
+                session: Some(session.clone()),
+                limit: Some(64),
+            })
+            .await?
+            .jobs;
+        if live.is_empty() {
+            return Ok(());
+        }
+        let mut waits = tokio::task::JoinSet::new();
+        for job in live {
+            let client = client.clone();
+            waits.spawn(async move {
+                client
+                    .call::<JobWait>(&WaitParams {
+                        id: job.id,
+                        timeout_secs: Some(600.0),
+                    })
+                    .await
+            });
+        }
+        waits.join_next().await;
+    }
+}

@@ -1,0 +1,389 @@
+//! The conversation and its transcript file: one JSON message per line in
+//! `<state dir>/sessions/<name>.jsonl`, appended and flushed after every
+//! message, so a later `agentctl` run continues where this one stopped.
+//!
+//! Messages are kept in a provider-neutral shape close to Anthropic's
+//! (content blocks: text, tool_use, tool_result); each provider converts.
+//! Bookkeeping fields make background delivery exactly-once across
+//! crashes: `bg_jobs` (jobs whose notification this message carries),
+//! `fg_jobs` (jobs whose result reached the model as a `bash` tool result,
+//! so their notification is not repeated) and, for the record, `bg_seq`
+//! (the highest notification `seq` handled with this message). Job ids
+//! (UUIDs) rather than seqs decide what was delivered, so a daemon whose
+//! state was reset, restarting seqs at 1, cannot make results vanish.
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Who sent a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The person (and tool results, and background results).
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One content block of a message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// The model asks for a tool to run.
+    ToolUse {
+        /// The provider's id for this call, echoed in the result.
+        id: String,
+        /// Tool name (DESIGN.md's table).
+        name: String,
+        /// The tool's input object.
+        input: Value,
+    },
+    /// The answer to a `ToolUse`, in the next user message.
+    ToolResult {
+        /// The `ToolUse` id it answers.
+        tool_use_id: String,
+        /// The result text shown to the model.
+        content: String,
+        /// True when the tool failed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+}
+
+impl Block {
+    /// A text block.
+    pub fn text(text: impl Into<String>) -> Block {
+        Block::Text { text: text.into() }
+    }
+}
+
+/// One message of the conversation, as stored on a transcript line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Sender.
+    pub role: Role,
+    /// Content blocks, in order.
+    pub content: Vec<Block>,
+    /// Highest notification `seq` delivered (or skipped) with this message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bg_seq: Option<u64>,
+    /// Full ids of jobs whose notification this message delivers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bg_jobs: Vec<String>,
+    /// Full ids of jobs whose result this message gave as a `bash` tool
+    /// result; their notifications are acked without being shown again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fg_jobs: Vec<String>,
+}
+
+impl Message {
+    /// A message with no bookkeeping fields.
+    pub fn new(role: Role, content: Vec<Block>) -> Message {
+        Message {
+            role,
+            content,
+            bg_seq: None,
+            bg_jobs: Vec::new(),
+            fg_jobs: Vec::new(),
+        }
+    }
+
+    /// The message's text blocks joined by newlines.
+    pub fn text(&self) -> String {
+        let parts: Vec<&str> = self
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        parts.join("\n")
+    }
+
+    /// Ids of the tool calls in this message.
+    pub fn tool_use_ids(&self) -> Vec<String> {
+        self.content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolUse { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A session's conversation, mirrored to its transcript file.
+pub struct Transcript {
+    /// Every message, oldest first, as persisted.
+    messages: Vec<Message>,
+    /// The open transcript file (append mode).
+    file: File,
+    /// Its path, for messages.
+    path: PathBuf,
+}
+
+impl Transcript {
+    /// Opens (creating if absent) the transcript at `path` and loads it.
+    /// A last line cut mid-write is dropped.
+    ///
+    /// Errors: the directory or file cannot be created or read; a line
+    /// other than the last is not a message.
+    pub fn open(path: &Path) -> anyhow::Result<Transcript> {
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut messages = Vec::new();
+        let mut valid_len = 0u64;
+        if let Ok(f) = File::open(path) {
+            let lines: Vec<String> = BufReader::new(f)
+                .split(b'\n')
+                .map(|l| l.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let count = lines.len();
+            for (i, line) in lines.iter().enumerate() {
+                if line.trim().is_empty() {
+                    valid_len += line.len() as u64 + 1;
+                    continue;
+                }
+                match serde_json::from_str::<Message>(line) {
+                    Ok(m) => {
+                        messages.push(m);
+                        valid_len += line.len() as u64 + 1;
+                    }
+                    Err(_) if i + 1 == count => break,
+                    Err(e) => {
+                        anyhow::bail!("{} line {}: not a message: {e}", path.display(), i + 1)
+                    }
+                }
+            }
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        // Drop a torn last line, and end a whole last line cut just before
+        // its newline, so the next append starts on a fresh line.
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > valid_len {
+            file.set_len(valid_len)
+                .with_context(|| format!("cannot repair {}", path.display()))?;
+        } else if len + 1 == valid_len {
+            (&file)
+                .write_all(b"\n")
+                .with_context(|| format!("cannot repair {}", path.display()))?;
+        }
+        Ok(Transcript {
+            messages,
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The messages so far.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// The transcript's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends a message: writes its line, flushes and syncs it to disk,
+    /// then keeps it in memory.
+    ///
+    /// Errors: the write or sync fails.
+    pub fn push(&mut self, message: Message) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(&message)?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.flush())
+            .and_then(|()| self.file.sync_data())
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.messages.push(message);
+        Ok(())
+    }
+
+    /// Jobs whose end the model already has (as a background result or as
+    /// a `bash` result): their notifications are acked, not shown again.
+    pub fn handled_jobs(&self) -> HashSet<String> {
+        self.messages
+            .iter()
+            .flat_map(|m| m.bg_jobs.iter().chain(&m.fg_jobs).cloned())
+            .collect()
+    }
+
+    /// Tool calls of the last message left without a result (the run was
+    /// cut mid-turn): one error result each, to open the next user message.
+    pub fn unanswered(&self) -> Vec<Block> {
+        match self.messages.last() {
+            Some(m) if m.role == Role::Assistant => m
+                .tool_use_ids()
+                .into_iter()
+                .map(|id| Block::ToolResult {
+                    tool_use_id: id,
+                    content: "error: interrupted: agentctl stopped before this tool call \
+                              finished; it may or may not have taken effect"
+                        .into(),
+                    is_error: true,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The text of the newest assistant message, if any.
+    pub fn last_assistant_text(&self) -> Option<String> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant)
+            .map(Message::text)
+    }
+}
+
+/// The messages to send: consecutive messages of one role merged (a run
+/// cut after persisting a user message leaves two in a row), tool results
+/// first in each user message, and empty messages dropped.
+pub fn request_messages(messages: &[Message]) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::new();
+    for m in messages.iter().filter(|m| !m.content.is_empty()) {
+        match out.last_mut() {
+            Some(last) if last.role == m.role => last.content.extend(m.content.iter().cloned()),
+            _ => out.push(Message::new(m.role, m.content.clone())),
+        }
+    }
+    for m in out.iter_mut().filter(|m| m.role == Role::User) {
+        m.content
+            .sort_by_key(|b| !matches!(b, Block::ToolResult { .. }));
+    }
+    // A conversation must open with the user.
+    while out.first().is_some_and(|m| m.role == Role::Assistant) {
+        out.remove(0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tool_use(id: &str) -> Block {
+        Block::ToolUse {
+            id: id.into(),
+            name: "bash".into(),
+            input: json!({"command": "ls"}),
+        }
+    }
+
+    #[test]
+    fn cut_transcript_is_repaired_with_error_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        {
+            let mut t = Transcript::open(&path).unwrap();
+            t.push(Message::new(Role::User, vec![Block::text("hi")]))
+                .unwrap();
+            t.push(Message::new(
+                Role::Assistant,
+                vec![Block::text("sure"), tool_use("a"), tool_use("b")],
+            ))
+            .unwrap();
+        }
+        // A torn half line at the end, as a kill mid-write leaves.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"role\":\"us")
+            .unwrap();
+        let mut t = Transcript::open(&path).unwrap();
+        assert_eq!(t.messages().len(), 2);
+        let repair = t.unanswered();
+        assert_eq!(repair.len(), 2);
+        assert!(
+            matches!(&repair[0], Block::ToolResult { tool_use_id, is_error: true, .. } if tool_use_id == "a")
+        );
+        t.push(Message::new(Role::User, repair)).unwrap();
+        let again = Transcript::open(&path).unwrap();
+        assert_eq!(again.messages().len(), 3);
+        assert!(again.unanswered().is_empty());
+    }
+
+    #[test]
+    fn a_last_line_without_its_newline_is_kept_and_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        std::fs::write(
+            &path,
+            r#"{"role":"user","content":[{"type":"text","text":"a"}]}"#,
+        )
+        .unwrap();
+        let mut t = Transcript::open(&path).unwrap();
+        assert_eq!(t.messages().len(), 1);
+        t.push(Message::new(Role::Assistant, vec![Block::text("b")]))
+            .unwrap();
+        assert_eq!(Transcript::open(&path).unwrap().messages().len(), 2);
+    }
+
+    #[test]
+    fn request_merges_consecutive_user_messages_results_first() {
+        let msgs = vec![
+            Message::new(Role::User, vec![Block::text("one")]),
+            Message::new(Role::Assistant, vec![tool_use("x")]),
+            Message::new(Role::User, vec![Block::text("bg")]),
+            Message::new(
+                Role::User,
+                vec![Block::ToolResult {
+                    tool_use_id: "x".into(),
+                    content: "ok".into(),
+                    is_error: false,
+                }],
+            ),
+        ];
+        let req = request_messages(&msgs);
+        assert_eq!(req.len(), 3);
+        assert!(matches!(req[2].content[0], Block::ToolResult { .. }));
+        assert_eq!(req[2].content.len(), 2);
+    }
+
+    #[test]
+    fn handled_jobs_are_those_delivered_or_reported_by_bash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Transcript::open(&dir.path().join("t.jsonl")).unwrap();
+        let mut m = Message::new(Role::User, vec![Block::text("x")]);
+        m.bg_seq = Some(7);
+        m.bg_jobs = vec!["bg".into()];
+        m.fg_jobs = vec!["job".into()];
+        t.push(m).unwrap();
+        t.push(Message::new(Role::Assistant, vec![Block::text("y")]))
+            .unwrap();
+        let handled = Transcript::open(&dir.path().join("t.jsonl"))
+            .unwrap()
+            .handled_jobs();
+        assert_eq!(handled.len(), 2);
+        assert!(handled.contains("job") && handled.contains("bg"));
+    }
+}

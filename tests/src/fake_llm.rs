@@ -1,0 +1,583 @@
+//! A scripted fake LLM server for the agent's end-to-end tests: the one
+//! thing faked. It listens on `127.0.0.1:0`, speaks just enough HTTP/1.1
+//! (one request per connection, `Connection: close`), and answers
+//!
+//! - `POST /v1/messages` as the Anthropic Messages API, streamed as SSE
+//!   when the body says `"stream": true`, else as one JSON message;
+//! - `POST /chat/completions` (any prefix) as OpenAI chat completions,
+//!   streamed.
+//!
+//! Each test queues the replies ([`Reply`]) in order. Every request body is
+//! recorded ([`FakeLlm::requests`]) and validated: roles alternate, every
+//! `tool_use` is answered by its `tool_result` in the very next user
+//! message (OpenAI: every tool call by a `tool` message right after). A
+//! request that breaks a rule gets HTTP 400 and is recorded as a violation;
+//! [`FakeLlm::requests`] panics if there is any.
+//!
+//! The server runs on its own thread and runtime, so tests may block.
+
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Text, then `end_turn`.
+    Text(String),
+    /// Optional text, then these tool calls `(name, input)`, then
+    /// `tool_use`.
+    Tools(Option<String>, Vec<(String, Value)>),
+    /// An HTTP error with this status and message, with `retry-after: 0`.
+    Error(u16, String),
+    /// No answer at all: the connection is held open until the client
+    /// goes away (to test cancelling a turn in flight).
+    Stall,
+    /// Anthropic only: optional text and tool calls with this stop reason
+    /// (`pause_turn`, `max_tokens`, `refusal`, ...).
+    Stop(String, Option<String>, Vec<(String, Value)>),
+}
+
+impl Reply {
+    /// Plain text ending the turn.
+    pub fn text(t: &str) -> Reply {
+        Reply::Text(t.to_string())
+    }
+
+    /// One tool call.
+    pub fn tool(name: &str, input: Value) -> Reply {
+        Reply::Tools(None, vec![(name.to_string(), input)])
+    }
+}
+
+/// Shared state of the server.
+#[derive(Default)]
+struct State {
+    /// Replies still to give.
+    script: VecDeque<Reply>,
+    /// Every request body received, in order.
+    requests: Vec<Value>,
+    /// Every rule broken, as a sentence.
+    violations: Vec<String>,
+    /// Tool ids handed out so far.
+    next_tool: u64,
+}
+
+/// The running server.
+pub struct FakeLlm {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    /// Signalled after every request is recorded.
+    arrived: Arc<Condvar>,
+}
+
+impl FakeLlm {
+    /// Starts a server with the given script.
+    pub fn start(script: Vec<Reply>) -> FakeLlm {
+        let state = Arc::new(Mutex::new(State {
+            script: script.into(),
+            ..State::default()
+        }));
+        let arrived = Arc::new(Condvar::new());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        let cv = arrived.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("fake LLM runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                loop {
+                    let Ok((sock, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    tokio::spawn(serve(sock, st.clone(), cv.clone()));
+                }
+            });
+        });
+        let addr = rx.recv().expect("fake LLM address");
+        FakeLlm {
+            addr,
+            state,
+            arrived,
+        }
+    }
+
+    /// Blocks until at least `n` requests have arrived (30 s at most, then
+    /// panics).
+    pub fn wait_for_requests(&self, n: usize) {
+        let st = self.state.lock().unwrap();
+        let (st, timeout) = self
+            .arrived
+            .wait_timeout_while(st, std::time::Duration::from_secs(30), |st| {
+                st.requests.len() < n
+            })
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "only {} requests arrived",
+            st.requests.len()
+        );
+    }
+
+    /// `http://127.0.0.1:PORT` (the Anthropic base URL).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/v1` (the OpenAI base URL).
+    pub fn openai_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues more replies.
+    pub fn push(&self, replies: Vec<Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    /// Every request body so far. Panics if any request broke the rules.
+    pub fn requests(&self) -> Vec<Value> {
+        let st = self.state.lock().unwrap();
+        assert!(
+            st.violations.is_empty(),
+            "invalid requests to the model:\n{}",
+            st.violations.join("\n")
+        );
+        st.requests.clone()
+    }
+
+    /// Replies not yet given.
+    pub fn remaining(&self) -> usize {
+        self.state.lock().unwrap().script.len()
+    }
+}
+
+/// Reads one request, answers it, closes.
+async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condvar>) {
+    let Some((path, body)) = read_request(&mut sock).await else {
+        return;
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let openai = path.ends_with("/chat/completions");
+    let (reply, problems, tool_base) = {
+        let mut st = state.lock().unwrap();
+        st.requests.push(body.clone());
+        let problems = if openai {
+            validate_openai(&body)
+        } else {
+            validate_anthropic(&body)
+        };
+        let nth = st.requests.len();
+        st.violations
+            .extend(problems.iter().map(|p| format!("request {nth}: {p}")));
+        let reply = if problems.is_empty() {
+            st.script.pop_front()
+        } else {
+            None
+        };
+        if reply.is_none() && problems.is_empty() {
+            st.violations
+                .push(format!("request {nth}: the script is exhausted"));
+        }
+        let base = st.next_tool;
+        st.next_tool += 10;
+        (reply, problems, base)
+    };
+    arrived.notify_all();
+    let reply = match reply {
+        Some(r) => r,
+        None => {
+            let msg = if problems.is_empty() {
+                "fake LLM: script exhausted".to_string()
+            } else {
+                format!("fake LLM: invalid request: {}", problems.join("; "))
+            };
+            Reply::Error(400, msg)
+        }
+    };
+    if let Reply::Stall = reply {
+        let mut sink = [0u8; 1024];
+        while let Ok(n) = sock.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+        return;
+    }
+    let response = match (&reply, openai) {
+        (Reply::Error(status, msg), _) => {
+            let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}})
+                .to_string();
+            format!(
+                "HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\nretry-after: 0\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        (_, true) => sse_response(&openai_events(&reply, tool_base)),
+        (_, false) if body["stream"] == json!(true) => {
+            sse_response(&anthropic_events(&reply, tool_base))
+        }
+        (_, false) => {
+            let body = anthropic_message(&reply, tool_base).to_string();
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    };
+    let _ = sock.write_all(response.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+/// The path and body of one request (Content-Length bodies only).
+async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+    let path = head.split_whitespace().nth(1)?.to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((path, buf[header_end..header_end + len].to_vec()))
+}
+
+fn sse_response(events: &[(String, Value)]) -> String {
+    let mut out = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         connection: close\r\n\r\n",
+    );
+    for (name, data) in events {
+        if !name.is_empty() {
+            out.push_str(&format!("event: {name}\n"));
+        }
+        match data {
+            Value::String(raw) => out.push_str(&format!("data: {raw}\n\n")),
+            data => out.push_str(&format!("data: {data}\n\n")),
+        }
+    }
+    out
+}
+
+fn parts(reply: &Reply) -> (Option<String>, Vec<(String, Value)>) {
+    match reply {
+        Reply::Text(t) => (Some(t.clone()), Vec::new()),
+        Reply::Tools(t, calls) | Reply::Stop(_, t, calls) => (t.clone(), calls.clone()),
+        Reply::Error(..) | Reply::Stall => (None, Vec::new()),
+    }
+}
+
+/// The Anthropic stop reason of a reply.
+fn stop_reason(reply: &Reply) -> String {
+    match reply {
+        Reply::Stop(stop, ..) => stop.clone(),
+        Reply::Tools(_, calls) if !calls.is_empty() => "tool_use".into(),
+        _ => "end_turn".into(),
+    }
+}
+
+fn anthropic_events(reply: &Reply, tool_base: u64) -> Vec<(String, Value)> {
+    let (text, calls) = parts(reply);
+    let mut ev = vec![(
+        "message_start".to_string(),
+        json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message",
+            "role": "assistant", "content": [], "model": "fake", "stop_reason": null,
+            "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+    )];
+    ev.push(("ping".into(), json!({"type": "ping"})));
+    let mut index = 0;
+    if let Some(t) = text {
+        ev.push(("content_block_start".into(),
+            json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+        // Split the text to exercise delta accumulation.
+        let mid = t
+            .char_indices()
+            .nth(t.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
+        for piece in [&t[..mid], &t[mid..]] {
+            ev.push(("content_block_delta".into(),
+                json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})));
+        }
+        ev.push((
+            "content_block_stop".into(),
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+        index += 1;
+    }
+    for (i, (name, input)) in calls.iter().enumerate() {
+        let id = format!("toolu_{}", tool_base + i as u64);
+        ev.push((
+            "content_block_start".into(),
+            json!({"type": "content_block_start", "index": index, "content_block":
+                {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+        ));
+        let s = input.to_string();
+        let mid = s.len() / 2;
+        let mid = (0..=mid)
+            .rev()
+            .find(|&m| s.is_char_boundary(m))
+            .unwrap_or(0);
+        for piece in [&s[..mid], &s[mid..]] {
+            ev.push((
+                "content_block_delta".into(),
+                json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": piece}}),
+            ));
+        }
+        ev.push((
+            "content_block_stop".into(),
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+        index += 1;
+    }
+    let stop = stop_reason(reply);
+    ev.push((
+        "message_delta".into(),
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": {"output_tokens": 5}}),
+    ));
+    ev.push(("message_stop".into(), json!({"type": "message_stop"})));
+    ev
+}
+
+fn anthropic_message(reply: &Reply, tool_base: u64) -> Value {
+    let (text, calls) = parts(reply);
+    let mut content = Vec::new();
+    if let Some(t) = text {
+        content.push(json!({"type": "text", "text": t}));
+    }
+    for (i, (name, input)) in calls.iter().enumerate() {
+        content.push(
+            json!({"type": "tool_use", "id": format!("toolu_{}", tool_base + i as u64),
+            "name": name, "input": input}),
+        );
+    }
+    let stop = stop_reason(reply);
+    json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": "fake",
+        "content": content, "stop_reason": stop, "usage": {"input_tokens": 1, "output_tokens": 1}})
+}
+
+fn openai_events(reply: &Reply, tool_base: u64) -> Vec<(String, Value)> {
+    let (text, calls) = parts(reply);
+    let chunk = |delta: Value, finish: Value| {
+        (
+            String::new(),
+            json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+            "model": "fake", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+        )
+    };
+    let mut ev = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    if let Some(t) = text {
+        let mid = t
+            .char_indices()
+            .nth(t.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
+        for piece in [&t[..mid], &t[mid..]] {
+            ev.push(chunk(json!({"content": piece}), Value::Null));
+        }
+    }
+    for (i, (name, input)) in calls.iter().enumerate() {
+        let id = format!("call_{}", tool_base + i as u64);
+        let s = input.to_string();
+        let mid = s.len() / 2;
+        let mid = (0..=mid)
+            .rev()
+            .find(|&m| s.is_char_boundary(m))
+            .unwrap_or(0);
+        ev.push(chunk(
+            json!({"tool_calls": [{"index": i, "id": id, "type": "function",
+            "function": {"name": name, "arguments": &s[..mid]}}]}),
+            Value::Null,
+        ));
+        ev.push(chunk(
+            json!({"tool_calls": [{"index": i, "function": {"arguments": &s[mid..]}}]}),
+            Value::Null,
+        ));
+    }
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    ev.push(chunk(json!({}), json!(finish)));
+    ev.push((String::new(), Value::String("[DONE]".into())));
+    ev
+}
+
+/// The rules of the Anthropic Messages API this project relies on.
+pub fn validate_anthropic(body: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(messages) = body["messages"].as_array() else {
+        return vec!["no messages array".into()];
+    };
+    if messages.is_empty() {
+        problems.push("messages is empty".into());
+    }
+    if body["model"].as_str().is_none_or(str::is_empty) {
+        problems.push("no model".into());
+    }
+    if body["max_tokens"].as_u64().is_none() {
+        problems.push("no max_tokens".into());
+    }
+    let mut expected_role = "user";
+    let mut open_tool_uses: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or("");
+        if role != expected_role {
+            problems.push(format!(
+                "message {i} has role {role:?}, expected {expected_role:?}"
+            ));
+        }
+        let content = match &m["content"] {
+            Value::String(s) => vec![json!({"type": "text", "text": s})],
+            Value::Array(a) => a.clone(),
+            _ => Vec::new(),
+        };
+        if content.is_empty() {
+            problems.push(format!("message {i} has empty content"));
+        }
+        if role == "user" {
+            let results: Vec<String> = content
+                .iter()
+                .filter(|b| b["type"] == "tool_result")
+                .filter_map(|b| b["tool_use_id"].as_str().map(str::to_string))
+                .collect();
+            let mut want = open_tool_uses.clone();
+            let mut got = results.clone();
+            want.sort();
+            got.sort();
+            if want != got {
+                problems.push(format!(
+                    "message {i}: tool_results {got:?} do not answer the previous tool_uses {want:?}"
+                ));
+            }
+            let first_non_result = content
+                .iter()
+                .position(|b| b["type"] != "tool_result")
+                .unwrap_or(content.len());
+            if content[first_non_result..]
+                .iter()
+                .any(|b| b["type"] == "tool_result")
+            {
+                problems.push(format!("message {i}: tool_result blocks must come first"));
+            }
+            open_tool_uses.clear();
+        } else {
+            open_tool_uses = content
+                .iter()
+                .filter(|b| b["type"] == "tool_use")
+                .filter_map(|b| b["id"].as_str().map(str::to_string))
+                .collect();
+            for b in content.iter().filter(|b| b["type"] == "tool_use") {
+                if !b["input"].is_object() {
+                    problems.push(format!("message {i}: tool_use input is not an object"));
+                }
+            }
+        }
+        expected_role = if role == "user" { "assistant" } else { "user" };
+    }
+    // An assistant message may close the list only to be continued
+    // (prefill, or after `pause_turn`), never with a tool call open.
+    if messages
+        .last()
+        .is_some_and(|m| m["role"] != "user" && m.to_string().contains("\"tool_use\""))
+    {
+        problems.push("the last message is an assistant tool call".into());
+    }
+    problems
+}
+
+/// The rules of OpenAI chat completions this project relies on.
+pub fn validate_openai(body: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(messages) = body["messages"].as_array() else {
+        return vec!["no messages array".into()];
+    };
+    let mut open_calls: Vec<String> = Vec::new();
+    let mut prev = "";
+    for (i, m) in messages.iter().enumerate() {
+        let role = m["role"].as_str().unwrap_or("");
+        match role {
+            "system" if i == 0 => {}
+            "tool" => {
+                let id = m["tool_call_id"].as_str().unwrap_or("").to_string();
+                match open_calls.iter().position(|c| *c == id) {
+                    Some(p) => {
+                        open_calls.remove(p);
+                    }
+                    None => problems.push(format!(
+                        "message {i}: tool result {id:?} answers no open call"
+                    )),
+                }
+            }
+            "user" | "assistant" => {
+                if !open_calls.is_empty() {
+                    problems.push(format!(
+                        "message {i}: tool calls {open_calls:?} left unanswered"
+                    ));
+                    open_calls.clear();
+                }
+                if role == prev && role == "assistant" {
+                    problems.push(format!("message {i}: two assistant messages in a row"));
+                }
+                if role == "assistant" {
+                    open_calls = m["tool_calls"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c["id"].as_str().map(str::to_string))
+                        .collect();
+                    for c in m["tool_calls"].as_array().into_iter().flatten() {
+                        let args = c["function"]["arguments"].as_str().unwrap_or("");
+                        if serde_json::from_str::<Value>(args).is_err() {
+                            problems.push(format!("message {i}: tool call arguments are not JSON"));
+                        }
+                    }
+                }
+            }
+            other => problems.push(format!("message {i}: unexpected role {other:?}")),
+        }
+        prev = role;
+    }
+    if !open_calls.is_empty() {
+        problems.push(format!("tool calls {open_calls:?} left unanswered"));
+    }
+    if messages.last().is_some_and(|m| m["role"] == "assistant") {
+        problems.push("the last message is from the assistant".into());
+    }
+    problems
+}

@@ -1,0 +1,1080 @@
+//! The agent end to end: the real `agentd` and `agentctl` binaries, with
+//! the model faked by [`agentd_tests::fake_llm`]. Every request the fake
+//! receives is validated (role alternation, tool_use/tool_result pairing);
+//! `FakeLlm::requests` panics on any violation.
+//!
+//! Background jobs that must finish at a chosen moment wait on a FIFO
+//! (`read x < gate`): the test opens it for writing when it wants the job to
+//! end, so nothing depends on timing.
+//!
+//! The crash test uses `AGENTCTL_TEST_CRASH_AFTER_PERSIST=1`, a hook that
+//! makes agentctl exit (code 86) right after persisting a message carrying
+//! background results and before acking them.
+
+use agentd_proto::methods::{
+    IdParams, JobGet, JobList, JobWait, ListParams, NotificationsPeek, PeekParams, WaitParams,
+};
+use agentd_proto::{Client, Job, JobState};
+use agentd_tests::fake_llm::{FakeLlm, Reply};
+use agentd_tests::{Daemon, TestEnv, run};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KEY: &str = "sk-ant-test-SECRET-4242";
+const OPENAI_KEY: &str = "sk-openai-test-SECRET-1717";
+
+struct World {
+    llm: FakeLlm,
+    rt: tokio::runtime::Runtime,
+    daemon: Option<Daemon>,
+    env: TestEnv,
+}
+
+impl World {
+    fn new(script: Vec<Reply>) -> World {
+        let env = TestEnv::new();
+        let daemon = env.start_daemon();
+        World {
+            llm: FakeLlm::start(script),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            daemon: Some(daemon),
+            env,
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = self.env.agentctl();
+        cmd.env("ANTHROPIC_BASE_URL", self.llm.url())
+            .env("ANTHROPIC_API_KEY", KEY)
+            .env("OPENAI_API_KEY", OPENAI_KEY);
+        cmd
+    }
+
+    fn ask(&self, session: &str, prompt: &str) -> (i32, String, String) {
+        run(self.cmd().args(["ask", "--session", session, prompt]))
+    }
+
+    fn client(&self) -> Client {
+        self.rt
+            .block_on(self.daemon.as_ref().expect("a daemon").client())
+    }
+
+    fn jobs(&self, session: &str) -> Vec<Job> {
+        let c = self.client();
+        self.rt
+            .block_on(c.call::<JobList>(&ListParams {
+                session: Some(session.into()),
+                ..Default::default()
+            }))
+            .unwrap()
+            .jobs
+    }
+
+    fn wait_job(&self, id: &str) -> Job {
+        let c = self.client();
+        self.rt
+            .block_on(c.call::<JobWait>(&WaitParams {
+                id: id.into(),
+                timeout_secs: Some(30.0),
+            }))
+            .unwrap()
+    }
+
+    fn pending(&self, session: &str) -> usize {
+        let c = self.client();
+        self.rt
+            .block_on(c.call::<NotificationsPeek>(&PeekParams {
+                session: Some(session.into()),
+                ..Default::default()
+            }))
+            .unwrap()
+            .notifications
+            .len()
+    }
+
+    fn workdir(&self) -> PathBuf {
+        self.env.workdir()
+    }
+
+    /// A FIFO in the workspace that jobs block on with `read x < NAME`.
+    fn gate(&self, name: &str) -> PathBuf {
+        let path = self.workdir().join(name);
+        let status = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(status.success());
+        path
+    }
+
+    fn transcripts(&self) -> PathBuf {
+        self.env.root().join("state/agentctl/sessions")
+    }
+}
+
+impl Drop for World {
+    /// Every test, whatever it asserts, fails on an invalid request.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.llm.requests();
+        }
+    }
+}
+
+/// Lets the jobs blocked on `gate` go on (opening blocks until a reader is
+/// there, so the job is running when this returns).
+fn open_gate(gate: &Path) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(gate).unwrap();
+    writeln!(f, "go").unwrap();
+}
+
+/// The messages of a request as one string.
+fn messages_text(req: &Value) -> String {
+    req["messages"].to_string()
+}
+
+/// The tool results of the last user message: (content, is_error).
+fn tool_results(req: &Value) -> Vec<(String, bool)> {
+    let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+    last["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_result")
+        .map(|b| {
+            (
+                b["content"].as_str().unwrap().to_string(),
+                b["is_error"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// Text blocks of the last user message.
+fn last_user_texts(req: &Value) -> Vec<String> {
+    let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["role"], "user");
+    last["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .map(|b| b["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn background_job_finished_between_asks_reaches_the_next_ask_exactly_once() {
+    let w = World::new(vec![
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate; echo finished-$x"}),
+        ),
+        Reply::text("Started it."),
+    ]);
+    let gate = w.gate("gate");
+    let (code, out, err) = w.ask("s1", "start the job");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Started it.");
+    assert!(err.contains("> background_run: read x < gate"), "{err}");
+
+    let jobs = w.jobs("s1");
+    assert_eq!(jobs.len(), 1);
+    let short = jobs[0].short_id.clone();
+    let reqs = w.llm.requests();
+    assert_eq!(
+        tool_results(&reqs[1]),
+        vec![(
+            format!("Background task {short} started: read x < gate; echo finished-$x"),
+            false
+        )]
+    );
+    assert!(!messages_text(&reqs[1]).contains("[bg:"));
+
+    // The job ends while no agentctl runs.
+    open_gate(&gate);
+    assert_eq!(w.wait_job(&jobs[0].id).state, JobState::Succeeded);
+
+    w.llm.push(vec![Reply::text("It finished.")]);
+    let (code, out, err) = w.ask("s1", "anything new?");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "It finished.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(
+        last_user_texts(&reqs[2]),
+        vec![
+            "anything new?".to_string(),
+            format!(
+                "<background-results>\n[bg:{short}] succeeded (exit 0): read x < gate; echo finished-$x\nfinished-go\n</background-results>"
+            )
+        ]
+    );
+    assert_eq!(w.pending("s1"), 0, "delivered notifications are acked");
+
+    w.llm.push(vec![Reply::text("Nothing new.")]);
+    let (code, _, err) = w.ask("s1", "and now?");
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    assert_eq!(
+        messages_text(&reqs[3])
+            .matches(&format!("[bg:{short}]"))
+            .count(),
+        1,
+        "the result is in the history once, not delivered again"
+    );
+    assert_eq!(last_user_texts(&reqs[3]), vec!["and now?".to_string()]);
+}
+
+#[test]
+fn ask_wait_stays_until_background_results_reach_the_model() {
+    let w = World::new(vec![
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate; echo waited-$x"}),
+        ),
+        Reply::text("Started; waiting."),
+        Reply::text("All done: waited-go."),
+    ]);
+    let gate = w.gate("gate");
+    let child = w
+        .cmd()
+        .args(["ask", "--wait", "--session", "w", "run it"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Blocks until the job (started by the agent) opens the FIFO.
+    open_gate(&gate);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Started; waiting."), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("All done: waited-go."),
+        "{stdout}"
+    );
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 3);
+    let texts = last_user_texts(&reqs[2]);
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].starts_with("<background-results>\n[bg:"),
+        "{texts:?}"
+    );
+    assert!(texts[0].contains("waited-go"));
+    assert_eq!(w.pending("w"), 0);
+    assert_eq!(w.llm.remaining(), 0);
+}
+
+#[test]
+fn bash_outliving_its_timeout_becomes_a_background_task() {
+    let w = World::new(vec![
+        Reply::Tools(
+            Some("Two commands.".into()),
+            vec![
+                ("bash".into(), json!({"command": "echo quick-one"})),
+                (
+                    "bash".into(),
+                    json!({"command": "read x < gate; echo late-$x", "timeout": 0.5}),
+                ),
+            ],
+        ),
+        Reply::text("The slow one continues."),
+    ]);
+    let gate = w.gate("gate");
+    let (code, _, err) = w.ask("b", "run both");
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    let results = tool_results(&reqs[1]);
+    assert_eq!(results.len(), 2);
+    assert!(results[0].0.contains("quick-one"), "{results:?}");
+    assert!(results[0].0.contains("[succeeded (exit 0)]"), "{results:?}");
+    let slow = w
+        .jobs("b")
+        .into_iter()
+        .find(|j| j.command.contains("late"))
+        .unwrap();
+    assert!(!slow.state.is_finished(), "not killed at the timeout");
+    assert!(
+        results[1]
+            .0
+            .contains(&format!("continues as background task {}", slow.short_id)),
+        "{results:?}"
+    );
+
+    open_gate(&gate);
+    assert_eq!(w.wait_job(&slow.id).state, JobState::Succeeded);
+    w.llm.push(vec![Reply::text("Saw it.")]);
+    let (code, _, err) = w.ask("b", "news?");
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    let texts = last_user_texts(&reqs[2]);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains(&format!("[bg:{}] succeeded (exit 0)", slow.short_id)));
+    assert!(texts[1].contains("late-go"));
+    // The bash call that finished in time is not reported again.
+    assert_eq!(texts[1].matches("[bg:").count(), 1, "{texts:?}");
+    assert!(!texts[1].contains("quick-one"), "{texts:?}");
+    assert_eq!(w.pending("b"), 0, "its notification was acked too");
+}
+
+#[test]
+fn file_tools_work_in_the_workspace_and_refuse_escapes() {
+    let w = World::new(vec![
+        Reply::Tools(
+            None,
+            vec![
+                (
+                    "write_file".into(),
+                    json!({"path": "notes/n.txt", "content": "hello\nworld\nworld-end\n"}),
+                ),
+                (
+                    "read_file".into(),
+                    json!({"path": "notes/n.txt", "limit": 1}),
+                ),
+                (
+                    "edit_file".into(),
+                    json!({"path": "notes/n.txt", "old_text": "world\n", "new_text": "there\n"}),
+                ),
+                (
+                    "edit_file".into(),
+                    json!({"path": "notes/n.txt", "old_text": "e", "new_text": "E"}),
+                ),
+                ("read_file".into(), json!({"path": "../secret.txt"})),
+                ("read_file".into(), json!({"path": "link"})),
+                (
+                    "write_file".into(),
+                    json!({"path": "linkdir/evil.txt", "content": "x"}),
+                ),
+                (
+                    "write_file".into(),
+                    json!({"path": "../evil.txt", "content": "x"}),
+                ),
+            ],
+        ),
+        Reply::text("Done."),
+    ]);
+    let root = w.env.root();
+    std::fs::write(root.join("secret.txt"), "top secret").unwrap();
+    std::os::unix::fs::symlink(root.join("secret.txt"), w.workdir().join("link")).unwrap();
+    std::os::unix::fs::symlink(root, w.workdir().join("linkdir")).unwrap();
+    let (code, out, err) = w.ask("f", "files please");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Done.");
+    let reqs = w.llm.requests();
+    let r = tool_results(&reqs[1]);
+    assert_eq!(r.len(), 8);
+    assert!(!r[0].1 && r[0].0.contains("Wrote"), "{r:?}");
+    assert_eq!(r[1], ("hello\n... (2 more lines)".to_string(), false));
+    assert!(!r[2].1 && r[2].0.contains("Edited"), "{r:?}");
+    assert!(r[3].1 && r[3].0.contains("occurs"), "{r:?}");
+    for (i, res) in r.iter().enumerate().skip(4) {
+        assert!(res.1, "result {i} should be an error: {res:?}");
+        assert!(res.0.contains("outside the workspace"), "{res:?}");
+        assert!(!res.0.contains("top secret"));
+    }
+    assert_eq!(
+        std::fs::read_to_string(w.workdir().join("notes/n.txt")).unwrap(),
+        "hello\nthere\nworld-end\n"
+    );
+    assert!(!root.join("evil.txt").exists());
+}
+
+#[test]
+fn check_and_kill_background_report_and_end_the_job() {
+    let w = World::new(vec![
+        Reply::tool("background_run", json!({"command": "sleep 300"})),
+        Reply::text("Sleeping in the background."),
+    ]);
+    let (code, _, err) = w.ask("k", "sleep");
+    assert_eq!(code, 0, "{err}");
+    let job = w.jobs("k").remove(0);
+    assert_eq!(job.state, JobState::Running);
+
+    w.llm.push(vec![
+        Reply::Tools(
+            None,
+            vec![
+                ("check_background".into(), json!({"task_id": job.short_id})),
+                ("check_background".into(), json!({})),
+            ],
+        ),
+        Reply::tool("kill_background", json!({"task_id": job.short_id})),
+        Reply::text("Killed."),
+    ]);
+    let (code, out, err) = w.ask("k", "kill it");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Killed.");
+    let c = w.client();
+    let after =
+        w.rt.block_on(c.call::<JobGet>(&IdParams { id: job.id.clone() }))
+            .unwrap();
+    assert_eq!(after.state, JobState::Killed);
+    let reqs = w.llm.requests();
+    let checks = tool_results(&reqs[3]);
+    assert!(
+        checks[0].0.starts_with(&format!(
+            "Task {}: running\ncommand: sleep 300\n",
+            job.short_id
+        )),
+        "{checks:?}"
+    );
+    assert_eq!(checks[1].0, format!("{} running: sleep 300", job.short_id));
+    let r = tool_results(&reqs[4]);
+    assert_eq!(r.len(), 1);
+    assert!(
+        r[0].0.starts_with(&format!("Task {} killed", job.short_id)),
+        "{r:?}"
+    );
+    assert!(
+        agentd_tests::group_members(job.pid.unwrap()).is_empty(),
+        "the process group is gone"
+    );
+}
+
+#[test]
+fn crash_between_persist_and_ack_still_delivers_exactly_once() {
+    let w = World::new(vec![
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate; echo crash-$x"}),
+        ),
+        Reply::text("Started."),
+    ]);
+    let gate = w.gate("gate");
+    assert_eq!(w.ask("c", "start").0, 0);
+    let job = w.jobs("c").remove(0);
+    open_gate(&gate);
+    w.wait_job(&job.id);
+
+    // Dies after writing the message with the result, before the ack.
+    let (code, _, err) = run(w.cmd().env("AGENTCTL_TEST_CRASH_AFTER_PERSIST", "1").args([
+        "ask",
+        "--session",
+        "c",
+        "what happened?",
+    ]));
+    assert_eq!(code, 86, "{err}");
+    assert_eq!(w.llm.requests().len(), 2, "no model call was made");
+    assert_eq!(w.pending("c"), 1, "not acked");
+    let transcript = std::fs::read_to_string(w.transcripts().join("c.jsonl")).unwrap();
+    assert_eq!(
+        transcript
+            .matches(&format!("[bg:{}]", job.short_id))
+            .count(),
+        1
+    );
+
+    w.llm
+        .push(vec![Reply::text("It said crash-go."), Reply::text("ok")]);
+    let (code, _, err) = w.ask("c", "and?");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(w.pending("c"), 0, "acked on resume");
+    let reqs = w.llm.requests();
+    let tag = format!("[bg:{}]", job.short_id);
+    assert_eq!(messages_text(&reqs[2]).matches(&tag).count(), 1);
+    assert!(messages_text(&reqs[2]).contains("crash-go"));
+    let (code, _, _) = w.ask("c", "again?");
+    assert_eq!(code, 0);
+    let reqs = w.llm.requests();
+    assert_eq!(messages_text(&reqs[3]).matches(&tag).count(), 1);
+    let transcript = std::fs::read_to_string(w.transcripts().join("c.jsonl")).unwrap();
+    assert_eq!(transcript.matches(&tag).count(), 1);
+}
+
+#[test]
+fn api_keys_stay_out_of_transcripts_and_job_environments() {
+    let w = World::new(vec![
+        Reply::Tools(
+            None,
+            vec![
+                (
+                    "bash".into(),
+                    json!({"command": "echo a=[$ANTHROPIC_API_KEY] o=[$OPENAI_API_KEY]"}),
+                ),
+                ("background_run".into(), json!({"command": "env > env.txt"})),
+            ],
+        ),
+        Reply::text("Checked."),
+    ]);
+    let (code, _, err) = w.ask("keys", "check env");
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    let r = tool_results(&reqs[1]);
+    assert!(r[0].0.contains("a=[] o=[]"), "{r:?}");
+    let job = w
+        .jobs("keys")
+        .into_iter()
+        .find(|j| j.command.starts_with("env"))
+        .unwrap();
+    w.wait_job(&job.id);
+    let env_txt = std::fs::read_to_string(w.workdir().join("env.txt")).unwrap();
+    assert!(
+        env_txt.contains("AGENTD_SOCKET="),
+        "the job got our environment"
+    );
+    assert!(!env_txt.contains(KEY) && !env_txt.contains(OPENAI_KEY));
+    assert!(!env_txt.contains("_API_KEY="));
+    for entry in std::fs::read_dir(w.transcripts()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains(KEY) && !text.contains(OPENAI_KEY));
+    }
+}
+
+#[test]
+fn an_agentd_the_agent_auto_starts_does_not_get_the_api_keys() {
+    // agentd gives every job its own environment under the job's `env`; an
+    // agentd started by `agentctl ask` must not carry the keys into it.
+    let mut w = World::new(vec![
+        Reply::tool("bash", json!({"command": "env > env.txt"})),
+        Reply::text("Done."),
+    ]);
+    w.daemon.take().unwrap().kill9();
+    let (code, _, err) = run(w.cmd().env_remove("AGENTCTL_NO_AUTOSTART").args([
+        "ask",
+        "--session",
+        "auto",
+        "dump the environment",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let pid: Value =
+        serde_json::from_str(&run(w.env.agentctl().args(["daemon", "status", "--json"])).1)
+            .unwrap();
+    let pid = pid["pid"].as_u64().expect("an auto-started agentd") as i32;
+    let daemon_env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let daemon_env = String::from_utf8_lossy(&daemon_env);
+    assert!(daemon_env.contains("AGENTD_SOCKET="), "{daemon_env}");
+    assert!(!daemon_env.contains("_API_KEY="), "{daemon_env}");
+    let env_txt = std::fs::read_to_string(w.workdir().join("env.txt")).unwrap();
+    assert!(!env_txt.contains(KEY) && !env_txt.contains(OPENAI_KEY));
+    assert_eq!(run(w.env.agentctl().args(["daemon", "stop"])).0, 0);
+}
+
+#[test]
+fn openai_provider_runs_tools_and_delivers_background_results() {
+    let w = World::new(vec![
+        Reply::Tools(
+            Some("Running.".into()),
+            vec![
+                ("bash".into(), json!({"command": "echo via-openai"})),
+                (
+                    "background_run".into(),
+                    json!({"command": "read x < gate; echo bg-$x"}),
+                ),
+            ],
+        ),
+        Reply::text("Started."),
+    ]);
+    let gate = w.gate("gate");
+    let openai = |w: &World, prompt: &str| {
+        let mut cmd = w.env.agentctl();
+        cmd.env("AGENTCTL_PROVIDER", "openai")
+            .env("OPENAI_BASE_URL", w.llm.openai_url())
+            .env("AGENTCTL_MODEL", "local-model")
+            .args(["ask", "--session", "oa", prompt]);
+        run(&mut cmd)
+    };
+    let (code, out, err) = openai(&w, "go");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Started.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs[0]["model"], "local-model");
+    assert_eq!(reqs[0]["messages"][0]["role"], "system");
+    assert_eq!(reqs[0]["tools"][0]["type"], "function");
+    let msgs = reqs[1]["messages"].as_array().unwrap();
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "tool"]);
+    assert!(msgs[3]["content"].as_str().unwrap().contains("via-openai"));
+    assert!(
+        msgs[4]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Background task ")
+    );
+
+    let job = w
+        .jobs("oa")
+        .into_iter()
+        .find(|j| j.command.contains("bg-"))
+        .unwrap();
+    open_gate(&gate);
+    w.wait_job(&job.id);
+    w.llm.push(vec![Reply::text("bg-go seen.")]);
+    let (code, out, err) = openai(&w, "news?");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "bg-go seen.");
+    let reqs = w.llm.requests();
+    let last = reqs[2]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "user");
+    let content = last["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("news?\n\n<background-results>\n"),
+        "{content}"
+    );
+    assert!(content.contains(&format!("[bg:{}] succeeded (exit 0)", job.short_id)));
+}
+
+#[test]
+fn rate_limits_are_retried_and_api_errors_keep_the_session() {
+    let w = World::new(vec![
+        Reply::Error(429, "slow down".into()),
+        Reply::Error(529, "overloaded".into()),
+        Reply::text("Made it."),
+        Reply::Error(400, "model not found: nope".into()),
+        Reply::text("Back again."),
+    ]);
+    let (code, out, err) = w.ask("r", "hi");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Made it.");
+    let (code, _, err) = w.ask("r", "second");
+    assert_eq!(code, 1);
+    assert!(err.contains("model not found: nope"), "{err}");
+    let (code, out, err) = w.ask("r", "third");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Back again.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 5);
+    // The failed turn's prompt is kept and merged with the next one.
+    assert_eq!(
+        last_user_texts(&reqs[4]),
+        vec!["second".to_string(), "third".to_string()]
+    );
+}
+
+#[test]
+fn a_transcript_cut_mid_turn_is_repaired_on_resume() {
+    let w = World::new(vec![Reply::text("Resumed.")]);
+    std::fs::create_dir_all(w.transcripts()).unwrap();
+    let lines = [
+        json!({"role": "user", "content": [{"type": "text", "text": "do it"}]}),
+        json!({"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_x", "name": "bash", "input": {"command": "ls"}}]}),
+    ];
+    let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    text.push_str("{\"role\":\"us"); // torn last line
+    std::fs::write(w.transcripts().join("cut.jsonl"), text).unwrap();
+    let (code, out, err) = w.ask("cut", "go on");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Resumed.");
+    let reqs = w.llm.requests();
+    let r = tool_results(&reqs[0]);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].1 && r[0].0.contains("interrupted"));
+}
+
+#[test]
+fn blocklisted_commands_are_refused_for_bash_and_background_run() {
+    let w = World::new(vec![
+        Reply::Tools(
+            None,
+            vec![
+                ("bash".into(), json!({"command": "sudo ls"})),
+                ("background_run".into(), json!({"command": "rm -rf /"})),
+            ],
+        ),
+        Reply::text("Refused."),
+    ]);
+    assert_eq!(w.ask("bl", "be bad").0, 0);
+    let r = tool_results(&w.llm.requests()[1]);
+    assert!(
+        r.iter().all(|(c, e)| *e && c.contains("blocklist")),
+        "{r:?}"
+    );
+    assert!(w.jobs("bl").is_empty());
+}
+
+#[test]
+fn sessions_lists_names_and_running_jobs() {
+    let w = World::new(vec![
+        Reply::tool("background_run", json!({"command": "sleep 300"})),
+        Reply::text("ok"),
+        Reply::text("ok"),
+    ]);
+    assert_eq!(w.ask("alpha", "x").0, 0);
+    assert_eq!(w.ask("beta", "y").0, 0);
+    let (code, out, err) = run(w.cmd().arg("sessions"));
+    assert_eq!(code, 0, "{err}");
+    let alpha = out.lines().find(|l| l.starts_with("alpha")).unwrap();
+    let beta = out.lines().find(|l| l.starts_with("beta")).unwrap();
+    assert!(alpha.trim_end().ends_with(" 1"), "{out}");
+    assert!(beta.trim_end().ends_with(" 0"), "{out}");
+    let (code, _, err) = w.ask("bad name", "z");
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid session name"), "{err}");
+}
+
+#[test]
+fn chat_streams_replies_and_leaves_on_exit() {
+    let w = World::new(vec![
+        Reply::tool("bash", json!({"command": "echo from-chat"})),
+        Reply::text("Hello from the model."),
+    ]);
+    let mut child = w
+        .cmd()
+        .args(["chat", "--session", "talk"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"say hello\nexit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Session talk"), "{stdout}");
+    assert!(stdout.contains("> bash: echo from-chat"), "{stdout}");
+    assert!(stdout.contains("Hello from the model."), "{stdout}");
+    assert_eq!(w.llm.requests().len(), 2);
+}
+
+#[test]
+fn chat_prints_a_finished_job_at_the_prompt_and_delivers_it_with_the_next_message() {
+    use std::io::BufRead;
+    let w = World::new(vec![
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate; echo chat-$x"}),
+        ),
+        Reply::text("Started."),
+        Reply::text("Noted the result."),
+    ]);
+    let gate = w.gate("gate");
+    let mut child = w
+        .cmd()
+        .args(["chat", "--session", "live"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut read_until = |needle: &str| -> String {
+        let mut seen = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                return seen;
+            }
+        }
+        panic!("chat ended before printing {needle:?}:\n{seen}");
+    };
+    stdin.write_all(b"start the job\n").unwrap();
+    read_until("Started.");
+    let job = w.jobs("live").remove(0);
+    open_gate(&gate);
+    w.wait_job(&job.id);
+    let header = format!(
+        "[bg:{}] succeeded (exit 0): read x < gate; echo chat-$x",
+        job.short_id
+    );
+    read_until(&header);
+    assert_eq!(w.pending("live"), 1, "printing does not ack");
+    stdin.write_all(b"what happened?\nexit\n").unwrap();
+    read_until("Noted the result.");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 3);
+    let texts = last_user_texts(&reqs[2]);
+    assert_eq!(texts[0], "what happened?");
+    assert!(
+        texts[1].contains(&header) && texts[1].contains("chat-go"),
+        "{texts:?}"
+    );
+    assert_eq!(w.pending("live"), 0);
+}
+
+#[test]
+fn config_file_sets_model_and_max_tokens_and_the_environment_wins() {
+    let w = World::new(vec![Reply::text("one"), Reply::text("two")]);
+    let dir = w.env.root().join("config/agentctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        "provider = \"anthropic\"\nmodel = \"from-config\"\nmax_tokens = 1234\n",
+    )
+    .unwrap();
+    let sub = w.workdir().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let (code, _, err) = run(w
+        .cmd()
+        .args(["ask", "--workdir", sub.to_str().unwrap(), "hi"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(w
+        .cmd()
+        .env("AGENTCTL_MODEL", "from-env")
+        .args(["ask", "again"]));
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs[0]["model"], "from-config");
+    assert_eq!(reqs[0]["max_tokens"], 1234);
+    assert!(
+        reqs[0]["system"]
+            .as_str()
+            .unwrap()
+            .contains(sub.to_str().unwrap())
+    );
+    assert_eq!(reqs[1]["model"], "from-env");
+    assert!(
+        w.transcripts().join("default.jsonl").is_file(),
+        "ask's default session"
+    );
+}
+
+/// Output of a child read on a thread, so a test can wait for text with a
+/// deadline instead of blocking forever.
+struct Output {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Output {
+    fn new(mut out: impl std::io::Read + Send + 'static) -> Output {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Output {
+            rx,
+            seen: String::new(),
+        }
+    }
+
+    /// Waits (30 s at most) for the end of the output; false if it does
+    /// not come.
+    fn closes(&mut self) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
+    /// Waits (30 s at most) until `needle` appears after what earlier calls
+    /// consumed.
+    fn until(&mut self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(pos) = self.seen.find(needle) {
+                self.seen.drain(..pos + needle.len());
+                return;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no {needle:?} in the output:\n{}", self.seen),
+            }
+        }
+    }
+}
+
+#[test]
+fn chat_on_a_terminal_cancels_a_turn_with_ctrl_c_and_prints_job_ends_above_the_prompt() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (for a pseudo-terminal) is not installed");
+        return;
+    }
+    let w = World::new(vec![
+        Reply::Stall,
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate; echo tty-$x"}),
+        ),
+        Reply::text("Started."),
+        Reply::text("Got it."),
+    ]);
+    let gate = w.gate("gate");
+    let agentctl = agentd_tests::bin("agentctl");
+    let mut cmd = w.env.command("script");
+    cmd.env("ANTHROPIC_BASE_URL", w.llm.url())
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("TERM", "xterm")
+        .args(["-qfec"])
+        .arg(format!("{} chat --session tty", agentctl.display()))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Output::new(child.stdout.take().unwrap());
+    out.until("Session tty");
+    stdin.write_all(b"hello\r").unwrap();
+    w.llm.wait_for_requests(1);
+    stdin.write_all(b"\x03").unwrap();
+    out.until("(cancelled)");
+
+    stdin.write_all(b"again\r").unwrap();
+    out.until("Started.");
+    let job = w.jobs("tty").remove(0);
+    open_gate(&gate);
+    out.until(&format!("[bg:{}] succeeded (exit 0)", job.short_id));
+    // Ctrl-C at the prompt clears the line; it does not leave. (Bytes
+    // typed ahead of the new prompt would be dropped with the old one, so
+    // wait for rustyline to leave and re-enter its line editor: it turns
+    // bracketed paste off and on.)
+    stdin.write_all(b"\x03").unwrap();
+    out.until("\x1b[?2004l");
+    out.until("\x1b[?2004h");
+    stdin.write_all(b"next\r").unwrap();
+    out.until("Got it.");
+    out.until("\x1b[?2004h");
+    stdin.write_all(b"\x04").unwrap();
+    if !out.closes() {
+        let _ = child.kill();
+        panic!("chat did not leave on Ctrl-D:\n{}", out.seen);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 4);
+    // The cancelled prompt stays in the conversation, merged with the next.
+    assert_eq!(
+        last_user_texts(&reqs[1]),
+        vec!["hello".to_string(), "again".to_string()]
+    );
+    let texts = last_user_texts(&reqs[3]);
+    assert_eq!(texts[0], "next");
+    assert!(texts[1].contains("tty-go"), "{texts:?}");
+}
+
+#[test]
+fn results_are_not_lost_when_agentd_starts_over_with_fresh_state() {
+    // Seqs restart at 1 with a fresh daemon state; delivery is decided by
+    // job id, so the new daemon's first result is not mistaken for one the
+    // transcript already has.
+    let mut w = World::new(vec![
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate1; echo first"}),
+        ),
+        Reply::text("Started."),
+        Reply::text("Saw first."),
+    ]);
+    let gate1 = w.gate("gate1");
+    let gate2 = w.gate("gate2");
+    assert_eq!(w.ask("fresh", "one").0, 0);
+    let first = w.jobs("fresh").remove(0);
+    open_gate(&gate1);
+    w.wait_job(&first.id);
+    assert_eq!(w.ask("fresh", "two").0, 0);
+    assert!(messages_text(&w.llm.requests()[2]).contains("[bg:"));
+
+    w.daemon.take().unwrap().kill9();
+    let other = w.env.root().join("state/agentd-2");
+    w.daemon = Some(w.env.start_daemon_with(|cmd| {
+        cmd.env("AGENTD_STATE_DIR", &other);
+    }));
+    w.llm.push(vec![
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate2; echo second"}),
+        ),
+        Reply::text("Started again."),
+        Reply::text("Saw second."),
+    ]);
+    assert_eq!(w.ask("fresh", "three").0, 0);
+    let second = w.jobs("fresh").remove(0);
+    open_gate(&gate2);
+    w.wait_job(&second.id);
+    let (code, out, err) = w.ask("fresh", "four");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Saw second.");
+    let reqs = w.llm.requests();
+    let texts = last_user_texts(&reqs[5]);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains(&format!(
+        "[bg:{}] succeeded (exit 0): read x < gate2; echo second",
+        second.short_id
+    )));
+    assert_eq!(w.pending("fresh"), 0);
+}
+
+#[test]
+fn pause_turn_continues_and_max_tokens_cut_tool_calls_are_answered_not_run() {
+    let w = World::new(vec![
+        Reply::Stop("pause_turn".into(), Some("Part one.".into()), vec![]),
+        Reply::text("Part two."),
+        Reply::Stop(
+            "max_tokens".into(),
+            None,
+            vec![(
+                "write_file".into(),
+                json!({"path": "cut.txt", "content": "x"}),
+            )],
+        ),
+        Reply::text("Retrying later."),
+    ]);
+    let (code, out, err) = w.ask("stops", "long one");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Part two.");
+    let (code, _, err) = w.ask("stops", "write it");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("max_tokens"), "{err}");
+    let reqs = w.llm.requests();
+    let last = reqs[1]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "assistant", "pause_turn sends the reply back");
+    assert_eq!(last["content"][0]["text"], "Part one.");
+    let r = tool_results(&reqs[3]);
+    assert!(r[0].1 && r[0].0.contains("not run"), "{r:?}");
+    assert!(!w.workdir().join("cut.txt").exists());
+}
+
+#[test]
+fn a_session_is_used_by_one_agentctl_at_a_time() {
+    let w = World::new(vec![Reply::Stall]);
+    let mut first = w
+        .cmd()
+        .args(["ask", "--session", "busy", "slow"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    w.llm.wait_for_requests(1);
+    let (code, _, err) = w.ask("busy", "me too");
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(code, 1);
+    assert!(err.contains("session busy is in use"), "{err}");
+    assert_eq!(w.llm.requests().len(), 1);
+}
