@@ -5,7 +5,10 @@
 //! - `POST /v1/messages` as the Anthropic Messages API, streamed as SSE
 //!   when the body says `"stream": true`, else as one JSON message;
 //! - `POST /chat/completions` (any prefix) as OpenAI chat completions,
-//!   streamed.
+//!   streamed when the body says `"stream": true`, else as one completion.
+//!
+//! [`FakeLlm::set_streaming`]`(false)` makes it answer with whole messages
+//! even when a stream was asked for, as some OpenAI-compatible servers do.
 //!
 //! Each test queues the replies ([`Reply`]) in order. Every request body is
 //! recorded ([`FakeLlm::requests`]) and validated: roles alternate, every
@@ -64,6 +67,8 @@ struct State {
     violations: Vec<String>,
     /// Tool ids handed out so far.
     next_tool: u64,
+    /// Answer with whole messages even when the request asks for a stream.
+    ignore_stream: bool,
 }
 
 /// The running server.
@@ -154,6 +159,13 @@ impl FakeLlm {
         st.requests.clone()
     }
 
+    /// `false`: from now on answer with one whole message (Anthropic
+    /// `message`, OpenAI `chat.completion`, `content-type:
+    /// application/json`) even when the request says `"stream": true`.
+    pub fn set_streaming(&self, on: bool) {
+        self.state.lock().unwrap().ignore_stream = !on;
+    }
+
     /// Replies not yet given.
     pub fn remaining(&self) -> usize {
         self.state.lock().unwrap().script.len()
@@ -167,8 +179,9 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let openai = path.ends_with("/chat/completions");
-    let (reply, problems, tool_base) = {
+    let (reply, problems, tool_base, stream) = {
         let mut st = state.lock().unwrap();
+        let stream = body["stream"] == json!(true) && !st.ignore_stream;
         st.requests.push(body.clone());
         let problems = if openai {
             validate_openai(&body)
@@ -189,7 +202,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         }
         let base = st.next_tool;
         st.next_tool += 10;
-        (reply, problems, base)
+        (reply, problems, base, stream)
     };
     arrived.notify_all();
     let reply = match reply {
@@ -222,18 +235,10 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
                 body.len()
             )
         }
-        (_, true) => sse_response(&openai_events(&reply, tool_base)),
-        (_, false) if body["stream"] == json!(true) => {
-            sse_response(&anthropic_events(&reply, tool_base))
-        }
-        (_, false) => {
-            let body = anthropic_message(&reply, tool_base).to_string();
-            format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 connection: close\r\n\r\n{body}",
-                body.len()
-            )
-        }
+        (_, true) if stream => sse_response(&openai_events(&reply, tool_base)),
+        (_, false) if stream => sse_response(&anthropic_events(&reply, tool_base)),
+        (_, true) => json_response(&openai_completion(&reply, tool_base)),
+        (_, false) => json_response(&anthropic_message(&reply, tool_base)),
     };
     let _ = sock.write_all(response.as_bytes()).await;
     let _ = sock.shutdown().await;
@@ -271,6 +276,15 @@ async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<u8>)> {
         buf.extend_from_slice(&chunk[..n]);
     }
     Some((path, buf[header_end..header_end + len].to_vec()))
+}
+
+fn json_response(body: &Value) -> String {
+    let body = body.to_string();
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn sse_response(events: &[(String, Value)]) -> String {
@@ -386,6 +400,28 @@ fn anthropic_message(reply: &Reply, tool_base: u64) -> Value {
     let stop = stop_reason(reply);
     json!({"id": "msg_fake", "type": "message", "role": "assistant", "model": "fake",
         "content": content, "stop_reason": stop, "usage": {"input_tokens": 1, "output_tokens": 1}})
+}
+
+fn openai_completion(reply: &Reply, tool_base: u64) -> Value {
+    let (text, calls) = parts(reply);
+    let mut message = json!({"role": "assistant", "content": text});
+    if !calls.is_empty() {
+        message["tool_calls"] = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, input))| {
+                json!({"id": format!("call_{}", tool_base + i as u64), "type": "function",
+                    "function": {"name": name, "arguments": input.to_string()}})
+            })
+            .collect();
+    }
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    json!({"id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}]})
 }
 
 fn openai_events(reply: &Reply, tool_base: u64) -> Vec<(String, Value)> {

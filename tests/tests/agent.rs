@@ -628,6 +628,48 @@ fn openai_provider_runs_tools_and_delivers_background_results() {
 }
 
 #[test]
+fn servers_that_answer_without_streaming_work_for_both_apis() {
+    // Some OpenAI-compatible servers (and proxies) ignore `"stream": true`
+    // and send the whole reply as one JSON body.
+    let script = || {
+        vec![
+            Reply::Tools(
+                Some("Looking.".into()),
+                vec![("bash".into(), json!({"command": "echo whole-$((6*7))"}))],
+            ),
+            Reply::text("The answer is 42."),
+        ]
+    };
+    let w = World::new(script());
+    w.llm.set_streaming(false);
+    let (code, out, err) = w.ask("whole", "compute");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "The answer is 42.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 2);
+    let results = tool_results(&reqs[1]);
+    assert!(results[0].0.contains("whole-42"), "{results:?}");
+
+    w.llm.push(script());
+    let mut cmd = w.env.agentctl();
+    cmd.env("AGENTCTL_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", w.llm.openai_url())
+        .args(["ask", "--session", "whole-oa", "compute"]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "The answer is 42.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 4);
+    let msgs = reqs[3]["messages"].as_array().unwrap();
+    let tool = msgs.iter().find(|m| m["role"] == "tool").unwrap();
+    assert!(
+        tool["content"].as_str().unwrap().contains("whole-42"),
+        "{tool}"
+    );
+    assert_eq!(reqs[3]["messages"][2]["content"], "Looking.");
+}
+
+#[test]
 fn rate_limits_are_retried_and_api_errors_keep_the_session() {
     let w = World::new(vec![
         Reply::Error(429, "slow down".into()),

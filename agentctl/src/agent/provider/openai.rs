@@ -1,5 +1,7 @@
 //! OpenAI-compatible chat completions, streaming: `POST
-//! {base}/chat/completions` (OpenAI, llama.cpp's server, Ollama, vLLM).
+//! {base}/chat/completions` (OpenAI, llama.cpp's server, Ollama, vLLM). A
+//! server that answers with one whole completion instead of a stream is
+//! read the same way.
 //! Tools are offered as functions; tool results go back as `role: "tool"`
 //! messages; streamed `tool_calls` argument fragments are joined per index.
 
@@ -111,10 +113,24 @@ pub async fn complete(
         }
     })
     .await?;
+    let streaming = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut reply = Gathered::default();
+    if !streaming {
+        // A server that ignores `stream` answers with the whole completion.
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ProviderError::Transport(e.to_string()))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| ProviderError::Transport(format!("unreadable reply: {e}")))?;
+        reply.chunk(&v, "message", on_text)?;
+        return Ok(reply.reply());
+    }
     let mut parser = sse::Parser::new();
-    let mut text = String::new();
-    let mut calls: BTreeMap<u64, Call> = BTreeMap::new();
-    let mut finish: Option<String> = None;
     loop {
         let chunk = super::next_chunk(&mut resp).await?;
         let events = match &chunk {
@@ -130,70 +146,106 @@ pub async fn complete(
             let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
                 continue;
             };
-            if let Some(err) = v.get("error") {
-                return Err(ProviderError::Api {
-                    status: 0,
-                    message: err["message"]
-                        .as_str()
-                        .unwrap_or("error in the stream")
-                        .to_string(),
-                });
-            }
-            let Some(choice) = v.pointer("/choices/0") else {
-                continue;
-            };
-            let delta = &choice["delta"];
-            if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                on_text(t);
-                text.push_str(t);
-            }
-            for tc in delta["tool_calls"].as_array().into_iter().flatten() {
-                let idx = tc["index"].as_u64().unwrap_or(0);
-                let call = calls.entry(idx).or_default();
-                if let Some(id) = tc["id"].as_str() {
-                    call.id.push_str(id);
-                }
-                if let Some(name) = tc.pointer("/function/name").and_then(Value::as_str) {
-                    call.name.push_str(name);
-                }
-                if let Some(args) = tc.pointer("/function/arguments").and_then(Value::as_str) {
-                    call.args.push_str(args);
-                }
-            }
-            if let Some(f) = choice["finish_reason"].as_str() {
-                finish = Some(f.to_string());
-            }
+            reply.chunk(&v, "delta", on_text)?;
         }
         if done {
             break;
         }
     }
-    let mut content = Vec::new();
-    if !text.is_empty() {
-        content.push(Block::Text { text });
+    Ok(reply.reply())
+}
+
+/// A reply as it is gathered: from the `delta`s of a stream's chunks, or
+/// from the one `message` of a whole completion.
+#[derive(Default)]
+struct Gathered {
+    text: String,
+    /// Tool calls by their `index` (a whole message's calls by position).
+    calls: BTreeMap<u64, Call>,
+    finish: Option<String>,
+}
+
+impl Gathered {
+    /// Takes one chunk or completion `v`; `part` is `"delta"` for a stream's
+    /// chunk, `"message"` for a whole completion.
+    ///
+    /// Errors: `v` carries an `error` object.
+    fn chunk(
+        &mut self,
+        v: &Value,
+        part: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), ProviderError> {
+        if let Some(err) = v.get("error") {
+            return Err(ProviderError::Api {
+                status: 0,
+                message: err["message"]
+                    .as_str()
+                    .unwrap_or("error in the stream")
+                    .to_string(),
+            });
+        }
+        let Some(choice) = v.pointer("/choices/0") else {
+            return Ok(());
+        };
+        let delta = &choice[part];
+        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            on_text(t);
+            self.text.push_str(t);
+        }
+        for (pos, tc) in delta["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let idx = tc["index"].as_u64().unwrap_or(pos as u64);
+            let call = self.calls.entry(idx).or_default();
+            if let Some(id) = tc["id"].as_str() {
+                call.id.push_str(id);
+            }
+            if let Some(name) = tc.pointer("/function/name").and_then(Value::as_str) {
+                call.name.push_str(name);
+            }
+            if let Some(args) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                call.args.push_str(args);
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = Some(f.to_string());
+        }
+        Ok(())
     }
-    for (i, call) in calls {
-        content.push(Block::ToolUse {
-            id: if call.id.is_empty() {
-                format!("call_{i}")
-            } else {
-                call.id
-            },
-            name: call.name,
-            input: parse_input(&call.args),
-        });
+
+    /// The reply: text first, then the tool calls in index order.
+    fn reply(self) -> Reply {
+        let mut content = Vec::new();
+        if !self.text.is_empty() {
+            content.push(Block::Text { text: self.text });
+        }
+        for (i, call) in self.calls {
+            content.push(Block::ToolUse {
+                id: if call.id.is_empty() {
+                    format!("call_{i}")
+                } else {
+                    call.id
+                },
+                name: call.name,
+                input: parse_input(&call.args),
+            });
+        }
+        let has_calls = content.iter().any(|b| matches!(b, Block::ToolUse { .. }));
+        let stop = match self.finish.as_deref() {
+            Some("tool_calls" | "function_call") => StopReason::ToolUse,
+            Some("length") => StopReason::MaxTokens,
+            Some("content_filter") => StopReason::Refusal,
+            // Some local servers say "stop" even when they called tools.
+            _ if has_calls => StopReason::ToolUse,
+            Some("stop") | None => StopReason::EndTurn,
+            Some(other) => StopReason::Other(other.to_string()),
+        };
+        Reply { content, stop }
     }
-    let has_calls = content.iter().any(|b| matches!(b, Block::ToolUse { .. }));
-    let stop = match finish.as_deref() {
-        Some("tool_calls" | "function_call") => StopReason::ToolUse,
-        Some("length") => StopReason::MaxTokens,
-        Some("content_filter") => StopReason::Refusal,
-        // Some local servers say "stop" even when they called tools.
-        _ if has_calls => StopReason::ToolUse,
-        Some("stop") | None => StopReason::EndTurn,
-        Some(other) => StopReason::Other(other.to_string()),
-    };
-    Ok(Reply { content, stop })
 }
 
 #[cfg(test)]
@@ -232,5 +284,26 @@ mod tests {
             "{\"command\":\"ls\"}"
         );
         assert_eq!(m[3]["tool_call_id"], "c1");
+    }
+
+    #[test]
+    fn a_whole_completion_is_read_like_a_stream() {
+        let v = json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": "Looking.",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "bash", "arguments": "{\"command\":\"ls\"}"}},
+            {"id": "c2", "type": "function", "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}}
+        ]}}]});
+        let mut g = Gathered::default();
+        let mut seen = String::new();
+        g.chunk(&v, "message", &mut |t: &str| seen.push_str(t))
+            .unwrap();
+        let reply = g.reply();
+        assert_eq!(seen, "Looking.");
+        assert_eq!(reply.stop, StopReason::ToolUse);
+        assert_eq!(reply.content.len(), 3);
+        assert!(
+            matches!(&reply.content[2], Block::ToolUse { id, name, input } if id == "c2" && name == "read_file" && input["path"] == "a")
+        );
     }
 }
