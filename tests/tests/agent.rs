@@ -965,7 +965,11 @@ fn chat_on_a_terminal_cancels_a_turn_with_ctrl_c_and_prints_job_ends_above_the_p
         .env("ANTHROPIC_API_KEY", KEY)
         .env("TERM", "xterm")
         .args(["-qfec"])
-        .arg(format!("{} chat --session tty", agentctl.display()))
+        // `exec`: script runs the command through $SHELL -c; a shell that
+        // stays as agentctl's parent (dash does) is in the terminal's
+        // foreground group too and dies of the SIGINT that a Ctrl-C typed
+        // between two prompts raises.
+        .arg(format!("exec {} chat --session tty", agentctl.display()))
         .arg("/dev/null")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
