@@ -33,10 +33,10 @@ pub struct Args {
 /// `agentd`'s subcommands. None is for people: the daemon runs with none.
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
-    /// Supervise one job for agentd (started by agentd only; see
+    /// Fork job shims for agentd (started by agentd only; see
     /// docs/survival.md)
     #[command(hide = true)]
-    Shim(crate::shim::ShimArgs),
+    Spawner,
 }
 
 /// The config file's contents. Every key is optional.
@@ -72,10 +72,11 @@ pub struct Config {
     /// Time a begun request line has to arrive whole before the connection
     /// is closed.
     pub torn_request_timeout: Duration,
-    /// The program run as each job's shim (`PROGRAM shim --dir DIR
-    /// COMMAND`): `/proc/self/exe`, i.e. this very agentd build, even when
-    /// its file has been replaced by an upgrade since it started.
-    pub shim_program: PathBuf,
+    /// The program run as the spawner that forks each job's shim (`PROGRAM
+    /// spawner`, see [`crate::spawner`]): `/proc/self/exe`, i.e. this very
+    /// agentd build, even when its file has been replaced by an upgrade
+    /// since it started.
+    pub spawner_program: PathBuf,
 }
 
 impl Config {
@@ -111,7 +112,7 @@ impl Config {
             state_dir: absolute(state_dir)?,
             max_running: file.max_running.filter(|&n| n > 0),
             torn_request_timeout,
-            shim_program: PathBuf::from("/proc/self/exe"),
+            spawner_program: PathBuf::from("/proc/self/exe"),
         })
     }
 }

@@ -26,6 +26,8 @@ pub struct Daemon {
     pub shared: Arc<Shared>,
     /// The durable store.
     pub store: Store,
+    /// The helper process that forks each job's shim.
+    pub spawner: crate::spawner::client::Spawner,
     /// When this daemon started (RFC 3339 UTC).
     pub started_at: String,
     /// Signalled when a job ends or fails to start, so the scheduler can
@@ -105,10 +107,12 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             .await
             .with_context(|| format!("cannot listen on {}", config.socket.display()))?,
     };
+    let spawner = crate::spawner::client::Spawner::new(config.spawner_program.clone());
     let daemon = Arc::new(Daemon {
         config,
         shared,
         store,
+        spawner,
         started_at: timefmt::now(),
         slot_freed: tokio::sync::Notify::new(),
         shutdown: watch::channel(None).0,

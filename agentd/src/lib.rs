@@ -10,8 +10,9 @@
 //! (accept loop), [`connection`] (framing and JSON-RPC), [`rpc`] (the method
 //! table), [`state`] (in-memory job table and queues), [`store`] (SQLite),
 //! [`supervisor`] (processes: spawning shims, watching them, adopting them
-//! after a restart), [`shim`] (the per-job supervisor process that keeps a
-//! job alive without agentd), [`timefmt`] (timestamps).
+//! after a restart), [`spawner`] (the helper process that forks
+//! shims), [`shim`] (the per-job supervisor process that keeps a job alive
+//! without agentd), [`timefmt`] (timestamps).
 
 pub mod config;
 pub mod connection;
@@ -21,6 +22,7 @@ pub mod lock;
 pub mod rpc;
 pub mod server;
 pub mod shim;
+pub mod spawner;
 pub mod state;
 pub mod store;
 pub mod supervisor;

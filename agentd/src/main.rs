@@ -1,7 +1,7 @@
 //! `agentd`: runs the daemon in the foreground until SIGTERM, SIGINT or
 //! `daemon.shutdown`. Logs go to stderr, filtered by `RUST_LOG` (default
-//! `info`). `agentd shim …` (hidden) is a job's supervisor, see
-//! [`agentd::shim`].
+//! `info`). `agentd spawner` (hidden) forks the jobs' shims, see
+//! [`agentd::spawner`].
 
 use clap::Parser;
 use std::io::IsTerminal;
@@ -10,9 +10,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let mut args = agentd::Args::parse();
-    if let Some(agentd::config::Subcommand::Shim(shim)) = args.command.take() {
-        // A job's shim: no logging setup, no runtime.
-        return agentd::shim::run(shim);
+    if let Some(agentd::config::Subcommand::Spawner) = args.command.take() {
+        // The spawner forks job shims: single-threaded, so no logging
+        // setup and no runtime.
+        return agentd::spawner::run();
     }
     agentd::daemon::cloexec_inherited_fds();
     tracing_subscriber::fmt()

@@ -1,32 +1,43 @@
-//! `agentd shim`: the per-job supervisor that keeps a job alive and its exit
+//! A job's shim: the per-job supervisor that keeps a job alive and its exit
 //! status known when agentd is not there (docs/survival.md).
 //!
-//! agentd starts one shim per job, already in the job's cwd and environment,
-//! with stdin from `/dev/null`, stdout a pipe to agentd and stderr the job's
-//! output log (opened for appending). The shim
+//! The spawner ([`crate::spawner`]) forks one shim per job. The shim
 //!
-//! 1. leaves agentd's session and process group (`setsid`), so nothing sent
-//!    to agentd's group or terminal reaches it;
+//! 1. restores SIGCHLD's default (the spawner ignores it) and leaves the
+//!    spawner's session and process group (`setsid`), so nothing sent to
+//!    agentd's group or terminal reaches it;
 //! 2. becomes a child subreaper, so the job's orphaned descendants are
 //!    reparented to it and reaped instead of piling up as zombies;
-//! 3. spawns `/bin/sh -c COMMAND` in a new process group (pgid = its pid),
-//!    stdin inherited (`/dev/null`), stdout and stderr the output log;
-//! 4. writes the job's pid as one decimal line to stdout for agentd;
-//! 5. reaps every child until the job's leader exits;
-//! 6. writes the leader's exit status durably to `exit.json` in the job's
+//! 3. points its stdin and stdout at `/dev/null` (dropping the spawner's
+//!    socket) and its stderr at the job's output log, opened for appending;
+//! 4. writes its own pid and start time to `shim` in the job's directory,
+//!    which names it to an agentd that crashed before recording the start;
+//! 5. spawns `/bin/sh -c COMMAND` in the job's cwd and environment, in a new
+//!    process group (pgid = its pid), stdin `/dev/null`, stdout and stderr
+//!    the output log;
+//! 6. writes the job's pid as one decimal line to the spawner's pipe;
+//! 7. reaps every child until the job's leader exits;
+//! 8. writes the leader's exit status durably to `exit.json` in the job's
 //!    directory ([`crate::supervisor::record`]) and exits.
 //!
-//! It is deliberately small: plain `std` and `rustix`, no tokio runtime, no
-//! logging framework, a handful of allocations. It never signals the job;
-//! agentd signals the job's process group directly for kills and timeouts.
+//! It is deliberately small: plain `std`, `rustix` and `nix`, no tokio
+//! runtime, no logging framework. It never signals the job; agentd signals
+//! the job's process group directly for kills and timeouts.
 
-use crate::supervisor::record::{self, ExitRecord};
+use crate::spawner::wire::Request;
+use crate::supervisor::{
+    group, output,
+    record::{self, ExitRecord},
+};
 use crate::timefmt;
+use nix::sys::signal::{SigHandler, Signal, signal};
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::process::WaitOptions;
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Instant;
 
 /// Exit status of a shim that could not spawn the job (as a shell's "cannot
@@ -34,55 +45,58 @@ use std::time::Instant;
 /// written.
 pub const SPAWN_FAILED: u8 = 127;
 
-/// Arguments of the hidden `agentd shim` subcommand. Only agentd runs it.
-#[derive(Debug, clap::Args)]
-pub struct ShimArgs {
-    /// The job's directory, where `exit.json` is written
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// The command, run as `/bin/sh -c COMMAND`
-    #[arg(allow_hyphen_values = true)]
-    pub command: String,
-}
+/// File name, in a job's directory, of the shim's identity: its pid and
+/// start time (clock ticks after boot) as two decimal numbers on one line.
+pub const ID_FILE: &str = "shim";
 
-/// Runs the shim to the job's end (see the module docs). Returns 0 once the
-/// exit record is written, [`SPAWN_FAILED`] when `/bin/sh` could not be
-/// spawned, 1 when the exit record could not be written (agentd then
+/// Runs the shim to the job's end (see the module docs), in a process just
+/// forked by the spawner; `report` is the pipe for the job's pid. Returns 0
+/// once the exit record is written, [`SPAWN_FAILED`] when the job could not
+/// be started, 1 when the exit record could not be written (agentd then
 /// reports the job `lost`). Messages go to stderr, the job's output log.
-pub fn run(args: ShimArgs) -> ExitCode {
-    // Not fatal: the shim already leads its own session when started so.
+pub fn run(request: &Request, report: OwnedFd) -> u8 {
+    // SAFETY: SIG_DFL installs no handler code; this process has one thread.
+    if let Err(e) = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) } {
+        eprintln!("agentd shim: cannot restore SIGCHLD: {e}");
+        return SPAWN_FAILED;
+    }
+    // Not fatal: the shim may already lead its own session.
     let _ = rustix::process::setsid();
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         // Descendants that outlive the job then go to init instead; the
         // job itself is still this process's child.
         eprintln!("agentd shim: cannot become a child subreaper: {e}");
     }
-    // Close-on-exec, so the job gets the log as stdout and stderr only, not
-    // as a stray third descriptor.
-    let stdout_log = match rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3) {
-        Ok(fd) => Stdio::from(fd),
+    let log = match redirect_stdio(&request.log) {
+        Ok(log) => log,
         Err(e) => {
-            eprintln!("agentd: cannot start the job: cannot duplicate the output log: {e}");
-            return ExitCode::from(SPAWN_FAILED);
+            eprintln!("agentd shim: cannot open the job's output log: {e}");
+            return SPAWN_FAILED;
         }
     };
+    write_identity(&request.dir);
     let started = Instant::now();
     let child = std::process::Command::new("/bin/sh")
         .arg("-c")
-        .arg(&args.command)
+        .arg(&request.command)
+        .current_dir(&request.cwd)
+        .envs(request.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::inherit())
-        .stdout(stdout_log)
+        .stdout(Stdio::from(log))
         .stderr(Stdio::inherit())
         .process_group(0)
         .spawn();
     let leader = match child {
         Ok(child) => child.id(),
         Err(e) => {
-            eprintln!("agentd: cannot start the job: cannot run /bin/sh: {e}");
-            return ExitCode::from(SPAWN_FAILED);
+            eprintln!(
+                "agentd: cannot start the job: cannot run /bin/sh in {}: {e}",
+                request.cwd.display()
+            );
+            return SPAWN_FAILED;
         }
     };
-    report_pid(leader);
+    let _ = File::from(report).write_all(itoa_line(leader).bytes());
     let status = reap_until(leader);
     let record = ExitRecord {
         exit_code: status.and_then(|s| s.exit_status()),
@@ -92,34 +106,49 @@ pub fn run(args: ShimArgs) -> ExitCode {
         finished_at: timefmt::now(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
-    match record::write(&args.dir, &record) {
-        Ok(()) => ExitCode::SUCCESS,
+    match record::write(&request.dir, &record) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!(
                 "agentd shim: cannot record the job's exit in {}: {e}",
-                args.dir.display()
+                request.dir.display()
             );
-            ExitCode::FAILURE
+            1
         }
     }
 }
 
-/// Writes the job's pid as one line to stdout (agentd's pipe), then points
-/// stdout at `/dev/null`. A reader that is gone (agentd died meanwhile) is
-/// not an error: the job still ends with an exit record, and an agentd that
-/// never learned of the job (it was not yet recorded as started) has nothing
-/// to report.
-fn report_pid(pid: u32) {
-    let line = itoa_line(pid);
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(line.bytes());
-    let _ = out.flush();
-    drop(out);
-    // Point fd 1 at /dev/null so agentd sees end-of-file and the pipe is
-    // not held open for the job's lifetime.
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        let _ = rustix::stdio::dup2_stdout(&null);
+/// Points stdin and stdout at `/dev/null` and stderr at the job's output
+/// log, and returns another descriptor of the log (close-on-exec) for the
+/// job's stdout.
+fn redirect_stdio(log: &Path) -> std::io::Result<OwnedFd> {
+    let null = File::open("/dev/null")?;
+    let log = output::open_for_job(log)?;
+    rustix::stdio::dup2_stdin(null.as_fd())?;
+    rustix::stdio::dup2_stdout(null.as_fd())?;
+    rustix::stdio::dup2_stderr(log.as_fd())?;
+    Ok(OwnedFd::from(log))
+}
+
+/// Writes [`ID_FILE`]. Not fatal when it fails: only an agentd that
+/// crashed in the moment between starting the job and recording it needs
+/// it.
+fn write_identity(dir: &Path) {
+    let pid = std::process::id();
+    let start = group::stat_start(pid).map_or(0, |(_, s)| s);
+    if let Err(e) = std::fs::write(dir.join(ID_FILE), format!("{pid} {start}\n")) {
+        eprintln!(
+            "agentd shim: cannot write {}: {e}",
+            dir.join(ID_FILE).display()
+        );
     }
+}
+
+/// Reads a shim's identity from job directory `dir`: `(pid, start)`.
+pub fn read_identity(dir: &Path) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(dir.join(ID_FILE)).ok()?;
+    let mut parts = text.split_whitespace();
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// `pid` as a decimal line, without going through the formatting machinery.

@@ -16,7 +16,10 @@ pub mod record;
 pub mod signal;
 
 use crate::daemon::Daemon;
-use crate::store::ShimId;
+#[cfg(doc)]
+use crate::spawner::client::NOT_INHERITED;
+use crate::spawner::client::{SpawnError, Started};
+use crate::spawner::wire::Request;
 use crate::timefmt;
 use agentd_proto::{Job, JobState};
 use record::ExitRecord;
@@ -24,10 +27,8 @@ use rustix::fd::OwnedFd;
 use rustix::process::Signal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -98,10 +99,10 @@ async fn start(
     control: mpsc::UnboundedReceiver<Control>,
 ) {
     let log = output::path(&daemon.config.state_dir, &job.id);
-    let spawned = match spawn(&daemon.config.shim_program, &job, env.as_ref(), &log).await {
+    let spawned = match spawn(daemon, &job, env, &log).await {
         Ok(spawned) => spawned,
-        Err(reason) => {
-            if let Some(reason) = reason {
+        Err(e) => {
+            if let SpawnError::Spawner(reason) = &e {
                 let msg = format!("agentd: cannot start the job: {reason}");
                 tracing::warn!(job = %job.short_id, "{msg}");
                 let _ = tokio::task::spawn_blocking(move || output::append_line(&log, &msg)).await;
@@ -116,7 +117,7 @@ async fn start(
         }
     };
     let started = Instant::now();
-    job.pid = Some(spawned.pid);
+    job.pid = Some(spawned.job_pid);
     job.started_at = Some(timefmt::now());
     {
         let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
@@ -127,43 +128,35 @@ async fn start(
     }
     daemon.store.mark_started(
         job.id.clone(),
-        spawned.pid,
+        spawned.job_pid,
         job.started_at.clone().unwrap_or_default(),
-        spawned.shim_id,
+        spawned.shim,
     );
-    tracing::debug!(job = %job.short_id, pid = spawned.pid, shim = spawned.shim_id.pid, "started");
+    tracing::debug!(job = %job.short_id, pid = spawned.job_pid, shim = spawned.shim.pid, "started");
     let deadline = job
         .timeout_secs
         .map(|t| started + Duration::from_secs_f64(t));
-    tokio::spawn(run_to_end(
-        daemon.clone(),
-        job,
-        ShimWatch::Child(spawned.shim),
-        control,
-        deadline,
-    ));
+    let watch = match group::async_fd(spawned.pidfd) {
+        Ok(fd) => ShimWatch(fd),
+        Err(e) => {
+            // The job runs, but this agentd cannot see it end: as after a
+            // restart, the next agentd will adopt or finish it.
+            tracing::error!(job = %job.short_id, "cannot watch the job's shim: {e}");
+            return;
+        }
+    };
+    tokio::spawn(run_to_end(daemon.clone(), job, watch, control, deadline));
 }
 
-/// How agentd learns that a job's shim has exited, without polling.
-pub enum ShimWatch {
-    /// A shim this agentd spawned: its child, waited on.
-    Child(tokio::process::Child),
-    /// A shim adopted from an earlier agentd: a pidfd, readable once it
-    /// has exited.
-    Adopted(AsyncFd<OwnedFd>),
-}
+/// How agentd learns that a job's shim has exited, without polling: a
+/// pidfd of the shim (sent by the spawner, or opened when adopting a shim
+/// after a restart), readable once it has exited.
+pub struct ShimWatch(pub AsyncFd<OwnedFd>);
 
 impl ShimWatch {
     /// Resolves once the shim has exited. Cancel-safe.
     async fn exited(&mut self) {
-        match self {
-            ShimWatch::Child(child) => {
-                let _ = child.wait().await;
-            }
-            ShimWatch::Adopted(fd) => {
-                let _ = fd.readable().await;
-            }
-        }
+        let _ = self.0.readable().await;
     }
 }
 
@@ -208,90 +201,28 @@ pub async fn read_record(dir: PathBuf) -> Option<ExitRecord> {
     }
 }
 
-/// What [`spawn`] started.
-struct Spawned {
-    /// The shim, agentd's child.
-    shim: tokio::process::Child,
-    /// Its identity, recorded so a later agentd can adopt it.
-    shim_id: ShimId,
-    /// The job's pid (and process group id), as the shim reported it.
-    pid: u32,
-}
-
-/// Spawns the job's shim (`agentd shim --dir DIR -- COMMAND`) in the job's
-/// cwd and environment, with stdin from `/dev/null` and stderr appended to
-/// the output log, and reads the job's pid from its stdout. `Err(None)`
-/// means the shim could not start `/bin/sh` and wrote why to the output
-/// log.
+/// Asks the spawner to start the job's shim in the job's cwd, with `env`
+/// laid over agentd's environment (less [`NOT_INHERITED`]).
+///
+/// Errors: as [`Spawner::spawn`](crate::spawner::client::Spawner::spawn).
 async fn spawn(
-    program: &Path,
+    daemon: &Daemon,
     job: &Job,
-    env: Option<&BTreeMap<String, String>>,
+    env: Option<BTreeMap<String, String>>,
     log: &Path,
-) -> Result<Spawned, Option<String>> {
-    let log_owned = log.to_owned();
-    let file = tokio::task::spawn_blocking(move || output::open_for_job(&log_owned))
-        .await
-        .map_err(|e| Some(e.to_string()))?
-        .map_err(|e| Some(format!("cannot open the output log: {e}")))?;
-    let dir = log.parent().unwrap_or(Path::new("."));
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.arg0("agentd")
-        .arg("shim")
-        .arg("--dir")
-        .arg(dir)
-        .arg("--")
-        .arg(&job.command)
-        .current_dir(&job.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(file);
-    // What systemd (or an auto-starting agentctl) handed agentd is not the
-    // job's to use.
-    for var in [
-        "NOTIFY_SOCKET",
-        "LISTEN_FDS",
-        "LISTEN_PID",
-        "LISTEN_FDNAMES",
-    ] {
-        cmd.env_remove(var);
-    }
-    if let Some(env) = env {
-        cmd.envs(env);
-    }
-    let mut shim = cmd
-        .spawn()
-        .map_err(|e| Some(format!("cannot run /bin/sh in {}: {e}", job.cwd)))?;
-    let shim_pid = shim.id().expect("a child that was not waited on has a pid");
-    // The shim is our unreaped child, so its pid cannot be recycled yet.
-    let start = group::stat_start(shim_pid).map_or(0, |(_, start)| start);
-    let mut stdout = shim.stdout.take().expect("piped stdout");
-    let mut buf = [0u8; 16];
-    let mut len = 0;
-    while len < buf.len() && !buf[..len].contains(&b'\n') {
-        match stdout.read(&mut buf[len..]).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => len += n,
-        }
-    }
-    let pid = std::str::from_utf8(&buf[..len])
-        .ok()
-        .and_then(|s| s.trim_end().parse::<u32>().ok());
-    match pid {
-        Some(pid) => Ok(Spawned {
-            shim,
-            shim_id: ShimId {
-                pid: shim_pid,
-                start,
-            },
-            pid,
-        }),
-        None => {
-            let status = shim.wait().await;
-            tracing::debug!("job shim exited without starting the job: {status:?}");
-            Err(None)
-        }
-    }
+) -> Result<Started, SpawnError> {
+    let request = Request {
+        dir: job_dir(&daemon.config.state_dir, &job.id),
+        log: log.to_owned(),
+        cwd: PathBuf::from(&job.cwd),
+        command: job.command.clone().into(),
+        env: env
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+    };
+    daemon.spawner.spawn(&request).await
 }
 
 /// Waits for the job's end (its shim's exit), acting on kill requests and
