@@ -1,0 +1,166 @@
+//! `agentd-bench`: the benchmark suite of docs/benchmarks.md. In one run on
+//! one machine it builds agentd and agentctl, installs pueue into a cache
+//! dir when missing, starts an isolated agentd and an isolated pueued
+//! (unlimited parallelism), measures each figure and prints a Markdown table
+//! of both tools' medians and their ratio. A full run also writes the table
+//! into `docs/benchmarks.md`; `--quick` runs in about a minute (CI runs it
+//! so the suite cannot rot) and only prints.
+//!
+//!     cargo run --release -p agentd-bench            # full run, updates the doc
+//!     cargo run --release -p agentd-bench -- --quick
+
+mod agentd_side;
+mod figures;
+mod procfs;
+mod pueue_side;
+mod report;
+mod stats;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use figures::Sizes;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+
+/// Benchmarks agentd/agentctl side by side with pueue.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Small sizes (about a minute); print the table, do not write the doc
+    #[arg(long)]
+    quick: bool,
+    /// Where the full run writes its table [default: docs/benchmarks.md]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Where pueue is installed (and looked for) [default: target/bench-cache/pueue]
+    #[arg(long, value_name = "DIR")]
+    pueue_root: Option<PathBuf>,
+    /// Use the agentd and agentctl already built in this directory instead
+    /// of building them
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Exit 1 when a target is missed
+    #[arg(long)]
+    strict: bool,
+}
+
+/// The workspace root (this crate lives in `bench/`).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+/// Cargo: the one that runs us (`cargo run` sets `CARGO`), else on PATH.
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Builds agentd and agentctl in this binary's profile and returns the
+/// directory they are in (this binary's own).
+fn build_binaries() -> anyhow::Result<PathBuf> {
+    let mut cmd = Command::new(cargo());
+    cmd.args(["build", "-p", "agentd", "-p", "agentctl"])
+        .current_dir(workspace());
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build -p agentd -p agentctl failed ({status})");
+    }
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().context("executable's dir")?.to_path_buf())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(all_met) if all_met || !args.strict => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("agentd-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs every figure; true when every target was met.
+fn run(args: &Args) -> anyhow::Result<bool> {
+    if cfg!(debug_assertions) {
+        eprintln!("agentd-bench: a debug build measures debug binaries; use --release for numbers");
+    }
+    let sizes = if args.quick {
+        Sizes::QUICK
+    } else {
+        Sizes::FULL
+    };
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir
+            .canonicalize()
+            .with_context(|| format!("--bin-dir {}", dir.display()))?,
+        None => build_binaries()?,
+    };
+    let pueue_root = args
+        .pueue_root
+        .clone()
+        .unwrap_or_else(|| workspace().join("target/bench-cache/pueue"));
+    pueue_side::ensure_installed(&cargo(), &pueue_root)?;
+
+    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
+    std::fs::create_dir_all(tmp.path().join("agentd"))?;
+    let agentd = agentd_side::Agentd::start(&bin_dir, &tmp.path().join("agentd"))?;
+    let pueue = pueue_side::Pueue::start(&pueue_root, &tmp.path().join("pueue"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = Arc::new(rt.block_on(agentd.client())?);
+
+    let mut rows = Vec::new();
+    let step = |name: &str| eprintln!("agentd-bench: {name} ...");
+    step("filling both tables");
+    rt.block_on(figures::fill(&client, &pueue, sizes))?;
+    step("submit round trips");
+    rows.push(figures::submit_round_trip(&agentd, &pueue, sizes)?);
+    step("submit to notification");
+    rows.push(rt.block_on(figures::notification_latency(&client, &pueue, sizes))?);
+    pueue.wait_all_done()?;
+    step("listing");
+    rows.push(figures::list_cli(&agentd, &pueue, sizes)?);
+    let jobs = rt
+        .block_on(client.call::<agentd_proto::methods::JobList>(&Default::default()))?
+        .jobs
+        .len();
+    rows.push(figures::rss(&agentd, &pueue, jobs)?);
+    step("idle CPU");
+    rows.push(figures::idle_cpu(&agentd, &pueue, sizes, jobs)?);
+    drop(pueue);
+    step("pipelined burst");
+    rows.push(rt.block_on(figures::burst(&client, sizes))?);
+    rows.push(rt.block_on(figures::list_all(&agentd, &client, sizes))?);
+    step("big output");
+    rows.push(rt.block_on(figures::big_output(&agentd, &client, sizes))?);
+
+    let date = time::OffsetDateTime::now_utc().date();
+    let header = format!(
+        "{} run of {date} on {}; agentd {} (release build) against pueue {}; command: `cargo run --release -p agentd-bench{}`. Medians.",
+        if args.quick { "Quick" } else { "Full" },
+        procfs::machine(),
+        env!("CARGO_PKG_VERSION"),
+        pueue_side::VERSION,
+        if args.quick { " -- --quick" } else { "" },
+    );
+    let table = report::table(&rows, &header);
+    print!("{table}");
+    if !args.quick || args.out.is_some() {
+        let doc = args
+            .out
+            .clone()
+            .unwrap_or_else(|| workspace().join("docs/benchmarks.md"));
+        report::update_doc(&doc, &table)?;
+        eprintln!("agentd-bench: wrote {}", doc.display());
+    }
+    Ok(rows.iter().all(report::Row::met))
+}
