@@ -2,6 +2,7 @@
 //! from a `tool_use` block to the code that runs it. A tool never fails
 //! the turn: every problem becomes an error result the model can read.
 
+pub mod blocklist;
 pub mod cap;
 pub mod files;
 pub mod jobs;

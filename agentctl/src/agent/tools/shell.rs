@@ -1,9 +1,10 @@
 //! `bash` and `background_run`: both submit an agentd job of the session
-//! (cwd = workspace, env = ours without API keys). `bash` waits for it up
+//! (cwd = workspace, env = ours without API keys), after the
+//! [`super::blocklist`] check. `bash` waits for it up
 //! to its timeout and, if it is still running then, leaves it running as a
 //! background task; `background_run` returns at once.
 
-use super::cap::{MAX_CHARS, cap};
+use super::cap::{self, MAX_CHARS};
 use super::{Outcome, ToolContext, str_arg};
 use agentd_proto::methods::{
     JobOutput, JobSubmit, JobWait, OutputParams, SubmitParams, WaitParams,
@@ -11,52 +12,15 @@ use agentd_proto::methods::{
 use agentd_proto::{ClientError, Job};
 use serde_json::Value;
 
+/// Characters of output in a `bash` result: [`MAX_CHARS`] less room for
+/// the state line that follows it (`[failed (exit 1)]`).
+pub const OUTPUT_CHARS: usize = MAX_CHARS - 64;
 /// `bash`'s default wait, in seconds.
 pub const DEFAULT_TIMEOUT: f64 = 120.0;
 /// `bash`'s longest wait, in seconds.
 pub const MAX_TIMEOUT: f64 = 600.0;
 /// Bytes of output kept in a background task's notification.
 pub const TAIL_BYTES: u64 = 2000;
-
-/// The reference lesson's blocklist: refused commands. Not a sandbox.
-///
-/// Errors: the command contains `rm -rf /` (the root itself), `sudo`,
-/// `shutdown`, `reboot` (as words), or redirects into `/dev/` (other than
-/// `/dev/null`, `/dev/stdout`, `/dev/stderr`).
-pub fn check_blocklist(command: &str) -> Result<(), Outcome> {
-    let words: Vec<&str> = command
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .collect();
-    let word = |w: &str| words.contains(&w);
-    let refused = |what: &str| {
-        Err(Outcome::err(format!(
-            "command refused: it contains {what}, which is on agentctl's blocklist"
-        )))
-    };
-    for bad in ["sudo", "shutdown", "reboot"] {
-        if word(bad) {
-            return refused(&format!("`{bad}`"));
-        }
-    }
-    let squeezed: String = command.split_whitespace().collect::<Vec<_>>().join(" ");
-    for (i, _) in squeezed.match_indices("rm -rf /") {
-        let after = squeezed[i + "rm -rf /".len()..].chars().next();
-        if matches!(after, None | Some(' ' | '*' | ';' | '&' | '|')) {
-            return refused("`rm -rf /`");
-        }
-    }
-    for (i, _) in squeezed.match_indices("> /dev/") {
-        let rest = &squeezed[i + "> /dev/".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect();
-        if !matches!(name.as_str(), "null" | "stdout" | "stderr") {
-            return refused("`> /dev/`");
-        }
-    }
-    Ok(())
-}
 
 /// An agentd error as a tool error.
 pub fn rpc_err(e: ClientError) -> Outcome {
@@ -78,7 +42,7 @@ async fn submit(
     timeout_secs: Option<f64>,
     label: &str,
 ) -> Result<Job, Outcome> {
-    check_blocklist(command)?;
+    super::blocklist::check(command).map_err(Outcome::err)?;
     ctx.client
         .call::<JobSubmit>(&SubmitParams {
             command: command.to_string(),
@@ -108,30 +72,40 @@ pub async fn output_tail(ctx: &ToolContext, id: &str, bytes: u64) -> String {
         .unwrap_or_default()
 }
 
-/// A finished job's output, head and tail kept within [`MAX_CHARS`].
+/// A finished job's output for the model: whole when it fits in
+/// [`OUTPUT_CHARS`], else its head and tail around one marker
+/// ([`cap::windows`]).
 async fn full_output(ctx: &ToolContext, id: &str) -> Result<String, Outcome> {
-    let window = (MAX_CHARS * 4) as u64;
     let head = ctx
         .client
         .call::<JobOutput>(&OutputParams {
             id: id.to_string(),
             offset: Some(0),
-            limit: Some(window),
+            limit: Some(cap::WINDOW_BYTES),
             tail: None,
             wait_ms: None,
         })
         .await
         .map_err(rpc_err)?;
     if head.total_bytes <= head.next_offset {
-        return Ok(cap(&head.data, MAX_CHARS));
+        return Ok(cap::cap(&head.data, OUTPUT_CHARS));
     }
-    let tail = output_tail(ctx, id, window / 2).await;
-    let omitted = head
-        .total_bytes
-        .saturating_sub(head.next_offset + tail.len() as u64);
-    Ok(cap(
-        &format!("{}\n[... {omitted} bytes omitted ...]\n{tail}", head.data),
-        MAX_CHARS,
+    let tail = ctx
+        .client
+        .call::<JobOutput>(&OutputParams {
+            id: id.to_string(),
+            offset: None,
+            limit: None,
+            tail: Some(cap::WINDOW_BYTES),
+            wait_ms: None,
+        })
+        .await
+        .map_err(rpc_err)?;
+    Ok(cap::windows(
+        &head.data,
+        &tail.data,
+        head.total_bytes,
+        OUTPUT_CHARS,
     ))
 }
 
@@ -195,35 +169,4 @@ pub async fn background_run(ctx: &ToolContext, input: &Value) -> Result<Outcome,
         "Background task {} started: {}",
         job.short_id, job.command
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocklist_refuses_the_lessons_commands() {
-        for bad in [
-            "sudo ls",
-            "ls && sudo rm x",
-            "shutdown -h now",
-            "reboot",
-            "rm -rf /",
-            "rm  -rf  / ",
-            "rm -rf /*",
-            "echo x > /dev/sda",
-        ] {
-            assert!(check_blocklist(bad).is_err(), "{bad} passed");
-        }
-        for ok in [
-            "ls",
-            "rm -rf /tmp/build",
-            "rm -rf ./target",
-            "echo pseudo",
-            "cargo build > /dev/null",
-            "make 2> /dev/null",
-        ] {
-            assert!(check_blocklist(ok).is_ok(), "{ok} refused");
-        }
-    }
 }

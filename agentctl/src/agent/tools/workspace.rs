@@ -1,15 +1,18 @@
 //! Keeping the file tools inside the workspace: a path (relative to the
-//! workspace, or absolute) is resolved with symlinks and `..` followed as
-//! the kernel would, and refused unless the result lies under the
-//! workspace root.
+//! workspace, or absolute) is resolved one component at a time, with
+//! symlinks and `..` followed as the kernel would, and refused unless the
+//! result lies under the workspace root.
 
 use std::path::{Component, Path, PathBuf};
 
 /// Resolves `path` against the canonical workspace `root`.
 ///
-/// The longest existing prefix is canonicalised (following symlinks);
-/// the rest, which does not exist yet, may not contain `..` and no part of
-/// it may be a dangling symlink.
+/// Component by component: while the prefix exists, each step is
+/// canonicalised (a symlink is followed, `..` goes to the canonical
+/// parent); once a component does not exist, the following ones are
+/// appended lexically (a `..` there drops the last missing one), and as
+/// soon as the prefix exists again it is canonicalised again, so
+/// `nothere/../link` follows `link`. A dangling symlink is an error.
 ///
 /// Errors: a readable sentence when the path is empty, escapes the
 /// workspace, or cannot be resolved.
@@ -18,31 +21,38 @@ pub fn resolve(root: &Path, path: &str) -> Result<PathBuf, String> {
         return Err("empty path".into());
     }
     let joined = root.join(path);
-    let mut existing = PathBuf::new();
-    let mut rest: Vec<Component> = Vec::new();
+    // Canonical prefix, then `missing` components that do not exist.
+    let mut resolved = PathBuf::from("/");
+    let mut missing = 0usize;
     for comp in joined.components() {
-        if !rest.is_empty() {
-            rest.push(comp);
-            continue;
-        }
-        let next = existing.join(comp);
-        match std::fs::symlink_metadata(&next) {
-            Ok(_) => existing = next,
-            Err(_) => rest.push(comp),
-        }
-    }
-    let mut resolved = std::fs::canonicalize(&existing)
-        .map_err(|e| format!("cannot resolve {path}: {e} (a dangling symlink?)"))?;
-    for comp in rest {
         match comp {
-            Component::Normal(name) => resolved.push(name),
+            Component::RootDir | Component::Prefix(_) => {
+                resolved = PathBuf::from("/");
+                missing = 0;
+            }
             Component::CurDir => {}
+            Component::ParentDir if missing > 0 => {
+                resolved.pop();
+                missing -= 1;
+            }
             Component::ParentDir => {
-                // Not-yet-existing directories cannot be symlinks, so `..`
-                // here is lexical.
+                // `resolved` is canonical, so its parent is the real one.
                 resolved.pop();
             }
-            Component::RootDir | Component::Prefix(_) => {}
+            Component::Normal(name) if missing > 0 => {
+                resolved.push(name);
+                missing += 1;
+            }
+            Component::Normal(name) => {
+                let next = resolved.join(name);
+                if std::fs::symlink_metadata(&next).is_ok() {
+                    resolved = std::fs::canonicalize(&next)
+                        .map_err(|e| format!("cannot resolve {path}: {e} (a dangling symlink?)"))?;
+                } else {
+                    resolved = next;
+                    missing = 1;
+                }
+            }
         }
     }
     if resolved.starts_with(root) {
@@ -98,5 +108,27 @@ mod tests {
         assert!(resolve(&root, "new/../../x").is_err());
         assert!(resolve(&root, "dangling").is_err());
         assert!(resolve(&root, "").is_err());
+    }
+
+    #[test]
+    fn a_missing_directory_and_dotdot_do_not_skip_symlink_checks() {
+        let (_d, root) = setup();
+        for bad in [
+            "nothere/../link",
+            "nothere/deeper/../../link",
+            "sub/../nothere/../link",
+            "nothere/../outdir/secret",
+            "nothere/../outdir/newfile",
+            "nothere/../../secret",
+            "nothere/../dangling",
+        ] {
+            assert!(resolve(&root, bad).is_err(), "{bad} passed");
+        }
+        assert_eq!(
+            resolve(&root, "nothere/../sub/x").unwrap(),
+            root.join("sub/x")
+        );
+        assert_eq!(resolve(&root, "a/b/../c/./d").unwrap(), root.join("a/c/d"));
+        assert_eq!(resolve(&root, "sub/..").unwrap(), root);
     }
 }
