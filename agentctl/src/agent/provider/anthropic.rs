@@ -1,7 +1,9 @@
 //! The Anthropic Messages API, streaming: `POST {base}/v1/messages` with
 //! `x-api-key` and `anthropic-version: 2023-06-01`; text deltas and
 //! `input_json_delta` fragments are gathered per content block index.
+//! Empty text blocks are dropped (the API refuses them when sent back).
 
+use super::retry::Failure;
 use super::{ProviderError, Reply, Request, StopReason, retry};
 use crate::agent::config::Config;
 use crate::agent::sse;
@@ -46,7 +48,9 @@ pub fn body(config: &Config, request: &Request<'_>) -> Value {
     })
 }
 
-/// One streaming call.
+/// One streaming call, retried (see [`retry`]) on 429/5xx, connection
+/// errors, a stream cut before `message_stop`, and an `overloaded_error`
+/// (or `api_error`, `rate_limit_error`) event inside the stream.
 ///
 /// Errors: see [`super::Provider::complete`].
 pub async fn complete(
@@ -57,7 +61,9 @@ pub async fn complete(
 ) -> Result<Reply, ProviderError> {
     let url = format!("{}/v1/messages", config.base_url);
     let body = body(config, request);
-    let mut resp = retry::send(|| {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let mut b = http
             .post(&url)
             .header("anthropic-version", API_VERSION)
@@ -66,26 +72,39 @@ pub async fn complete(
         if let Some(key) = &config.api_key {
             b = b.header("x-api-key", key);
         }
-        b
-    })
-    .await?;
+        let result = match retry::send_once(b).await {
+            Ok(resp) => read(resp, on_text).await,
+            Err(f) => Err(f),
+        };
+        match result {
+            Ok(reply) => return Ok(reply),
+            Err(f) => retry::pause(f, attempt).await?,
+        }
+    }
+}
+
+/// Reads one response: a stream, or a whole message from a server that
+/// ignores `stream`.
+async fn read(
+    mut resp: reqwest::Response,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Reply, Failure> {
     let streaming = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !streaming {
-        // A server that ignores `stream` answers with the whole message.
         let text = resp
             .text()
             .await
-            .map_err(|e| ProviderError::Transport(e.to_string()))?;
-        return parse_message(&text, on_text);
+            .map_err(|e| Failure::retry(ProviderError::Transport(e.to_string())))?;
+        return parse_message(&text, on_text).map_err(Failure::Fatal);
     }
     let mut parser = sse::Parser::new();
     let mut state = Stream::default();
     loop {
-        let chunk = super::next_chunk(&mut resp).await?;
+        let chunk = super::next_chunk(&mut resp).await.map_err(Failure::retry)?;
         let events = match &chunk {
             Some(bytes) => parser.feed(bytes),
             None => parser.finish().into_iter().collect(),
@@ -99,9 +118,9 @@ pub async fn complete(
             return if state.stop.is_some() {
                 Ok(state.reply())
             } else {
-                Err(ProviderError::Transport(
+                Err(Failure::retry(ProviderError::Transport(
                     "the stream ended before message_stop".into(),
-                ))
+                )))
             };
         }
     }
@@ -120,7 +139,7 @@ impl Stream {
         &mut self,
         ev: &sse::Event,
         on_text: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<bool, ProviderError> {
+    ) -> Result<bool, Failure> {
         let Ok(data) = serde_json::from_str::<Value>(&ev.data) else {
             return Ok(false);
         };
@@ -170,13 +189,29 @@ impl Stream {
             }
             "message_stop" => return Ok(true),
             "error" => {
-                return Err(ProviderError::Api {
-                    status: 0,
-                    message: data
-                        .pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("error event in the stream")
-                        .to_string(),
+                let kind = data
+                    .pointer("/error/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error");
+                let message = data
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error event in the stream");
+                // The statuses the same errors have as HTTP answers.
+                let status = match kind {
+                    "overloaded_error" => 529,
+                    "api_error" => 500,
+                    "rate_limit_error" => 429,
+                    _ => 0,
+                };
+                let error = ProviderError::Api {
+                    status,
+                    message: format!("{kind}: {message}"),
+                };
+                return Err(if status == 0 {
+                    Failure::Fatal(error)
+                } else {
+                    Failure::retry(error)
                 });
             }
             _ => {}
@@ -241,9 +276,12 @@ fn parse_message(
     for b in v["content"].as_array().into_iter().flatten() {
         match b["type"].as_str() {
             Some("text") => {
-                let t = b["text"].as_str().unwrap_or("").to_string();
-                on_text(&t);
-                content.push(Block::Text { text: t });
+                // The API refuses empty text blocks when they are sent back.
+                let t = b["text"].as_str().unwrap_or("");
+                if !t.is_empty() {
+                    on_text(t);
+                    content.push(Block::text(t));
+                }
             }
             Some("tool_use") => content.push(Block::ToolUse {
                 id: b["id"].as_str().unwrap_or("").to_string(),
@@ -273,6 +311,36 @@ mod tests {
         assert_eq!(seen, "hi");
         assert_eq!(reply.stop, StopReason::ToolUse);
         assert!(matches!(&reply.content[1], Block::ToolUse { id, .. } if id == "t1"));
+    }
+
+    #[test]
+    fn empty_text_blocks_are_dropped() {
+        let body = r#"{"content":[{"type":"text","text":""},
+            {"type":"tool_use","id":"t1","name":"bash","input":{}}],"stop_reason":"tool_use"}"#;
+        let reply = parse_message(body, &mut |_: &str| {}).unwrap();
+        assert_eq!(reply.content.len(), 1);
+        assert!(matches!(&reply.content[0], Block::ToolUse { .. }));
+    }
+
+    #[test]
+    fn an_overloaded_error_event_is_retried_and_others_are_not() {
+        let ev = |kind: &str| sse::Event {
+            event: "error".into(),
+            data: json!({"type": "error", "error": {"type": kind, "message": "m"}}).to_string(),
+        };
+        let mut st = Stream::default();
+        let mut on_text = |_: &str| {};
+        assert!(matches!(
+            st.event(&ev("overloaded_error"), &mut on_text),
+            Err(Failure::Retry {
+                error: ProviderError::Api { status: 529, .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            st.event(&ev("invalid_request_error"), &mut on_text),
+            Err(Failure::Fatal(_))
+        ));
     }
 
     #[test]

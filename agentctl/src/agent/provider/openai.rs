@@ -6,6 +6,7 @@
 //! messages; streamed `tool_calls` argument fragments are joined per index.
 
 use super::anthropic::parse_input;
+use super::retry::Failure;
 use super::{ProviderError, Reply, Request, StopReason, retry};
 use crate::agent::config::Config;
 use crate::agent::sse;
@@ -94,7 +95,9 @@ struct Call {
     args: String,
 }
 
-/// One streaming call.
+/// One streaming call, retried (see [`retry`]) on 429/5xx, connection
+/// errors and a stream that ends with neither `[DONE]` nor a
+/// `finish_reason` (a cut stream is not a finished reply).
 ///
 /// Errors: see [`super::Provider::complete`].
 pub async fn complete(
@@ -105,14 +108,31 @@ pub async fn complete(
 ) -> Result<Reply, ProviderError> {
     let url = format!("{}/chat/completions", config.base_url);
     let body = body(config, request);
-    let mut resp = retry::send(|| {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let b = http.post(&url).json(&body);
-        match &config.api_key {
+        let b = match &config.api_key {
             Some(key) => b.bearer_auth(key),
             None => b,
+        };
+        let result = match retry::send_once(b).await {
+            Ok(resp) => read(resp, on_text).await,
+            Err(f) => Err(f),
+        };
+        match result {
+            Ok(reply) => return Ok(reply),
+            Err(f) => retry::pause(f, attempt).await?,
         }
-    })
-    .await?;
+    }
+}
+
+/// Reads one response: a stream, or one whole completion from a server
+/// that ignores `stream`.
+async fn read(
+    mut resp: reqwest::Response,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Reply, Failure> {
     let streaming = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -120,39 +140,45 @@ pub async fn complete(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let mut reply = Gathered::default();
     if !streaming {
-        // A server that ignores `stream` answers with the whole completion.
         let text = resp
             .text()
             .await
-            .map_err(|e| ProviderError::Transport(e.to_string()))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| ProviderError::Transport(format!("unreadable reply: {e}")))?;
-        reply.chunk(&v, "message", on_text)?;
+            .map_err(|e| Failure::retry(ProviderError::Transport(e.to_string())))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            Failure::Fatal(ProviderError::Transport(format!("unreadable reply: {e}")))
+        })?;
+        reply
+            .chunk(&v, "message", on_text)
+            .map_err(Failure::Fatal)?;
         return Ok(reply.reply());
     }
     let mut parser = sse::Parser::new();
     loop {
-        let chunk = super::next_chunk(&mut resp).await?;
+        let chunk = super::next_chunk(&mut resp).await.map_err(Failure::retry)?;
         let events = match &chunk {
             Some(bytes) => parser.feed(bytes),
             None => parser.finish().into_iter().collect(),
         };
-        let mut done = chunk.is_none();
         for ev in events {
             if ev.data.trim() == "[DONE]" {
-                done = true;
-                break;
+                return Ok(reply.reply());
             }
             let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
                 continue;
             };
-            reply.chunk(&v, "delta", on_text)?;
+            reply.chunk(&v, "delta", on_text).map_err(Failure::Fatal)?;
         }
-        if done {
-            break;
+        if chunk.is_none() {
+            // Some servers close after the finish_reason without `[DONE]`.
+            return if reply.finish.is_some() {
+                Ok(reply.reply())
+            } else {
+                Err(Failure::retry(ProviderError::Transport(
+                    "the stream ended before [DONE] and without a finish_reason".into(),
+                )))
+            };
         }
     }
-    Ok(reply.reply())
 }
 
 /// A reply as it is gathered: from the `delta`s of a stream's chunks, or
@@ -201,11 +227,17 @@ impl Gathered {
         {
             let idx = tc["index"].as_u64().unwrap_or(pos as u64);
             let call = self.calls.entry(idx).or_default();
-            if let Some(id) = tc["id"].as_str() {
-                call.id.push_str(id);
+            // `id` and `name` come whole (some servers repeat them in every
+            // chunk); only `arguments` arrives in fragments.
+            if let Some(id) = tc["id"].as_str().filter(|s| !s.is_empty()) {
+                call.id = id.to_string();
             }
-            if let Some(name) = tc.pointer("/function/name").and_then(Value::as_str) {
-                call.name.push_str(name);
+            if let Some(name) = tc
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                call.name = name.to_string();
             }
             if let Some(args) = tc.pointer("/function/arguments").and_then(Value::as_str) {
                 call.args.push_str(args);
@@ -284,6 +316,22 @@ mod tests {
             "{\"command\":\"ls\"}"
         );
         assert_eq!(m[3]["tool_call_id"], "c1");
+    }
+
+    #[test]
+    fn repeated_ids_and_names_are_set_not_appended() {
+        let mut g = Gathered::default();
+        for args in ["{\"command\":", "\"ls\"}"] {
+            let v = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0,
+                "id": "c1", "type": "function", "function": {"name": "bash", "arguments": args}}]}}]});
+            g.chunk(&v, "delta", &mut |_: &str| {}).unwrap();
+        }
+        let reply = g.reply();
+        assert!(
+            matches!(&reply.content[0], Block::ToolUse { id, name, input } if id == "c1" && name == "bash" && input["command"] == "ls"),
+            "{:?}",
+            reply.content
+        );
     }
 
     #[test]
