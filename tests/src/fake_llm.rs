@@ -8,12 +8,17 @@
 //!   streamed when the body says `"stream": true`, else as one completion.
 //!
 //! [`FakeLlm::set_streaming`]`(false)` makes it answer with whole messages
-//! even when a stream was asked for, as some OpenAI-compatible servers do.
+//! even when a stream was asked for, as some OpenAI-compatible servers do;
+//! [`FakeLlm::set_repeat_tool_fields`]`(true)` repeats tool call ids and
+//! names in every OpenAI chunk, as others do. Request headers and arrival
+//! times are recorded ([`FakeLlm::headers`], [`FakeLlm::arrivals`]), so a
+//! test can check `retry-after` was honoured without sleeping itself.
 //!
 //! Each test queues the replies ([`Reply`]) in order. Every request body is
 //! recorded ([`FakeLlm::requests`]) and validated: roles alternate, every
 //! `tool_use` is answered by its `tool_result` in the very next user
-//! message (OpenAI: every tool call by a `tool` message right after). A
+//! message (OpenAI: every tool call by a `tool` message right after), no
+//! Anthropic text block is empty. A
 //! request that breaks a rule gets HTTP 400 and is recorded as a violation;
 //! [`FakeLlm::requests`] panics if there is any.
 //!
@@ -42,6 +47,19 @@ pub enum Reply {
     /// Anthropic only: optional text and tool calls with this stop reason
     /// (`pause_turn`, `max_tokens`, `refusal`, ...).
     Stop(String, Option<String>, Vec<(String, Value)>),
+    /// An HTTP error with this status and message and this `retry-after`
+    /// header value.
+    ErrorAfter(u16, String, String),
+    /// An HTTP error with this status and message and a `retry-after` HTTP
+    /// date this many whole seconds after the next full second (so the
+    /// client must wait more than this many seconds).
+    ErrorAfterDate(u16, String, u64),
+    /// A stream cut short: the first half of this text, then the
+    /// connection closes (no `message_stop` / `finish_reason` / `[DONE]`).
+    Cut(String),
+    /// Anthropic stream: `message_start`, then an `error` event of this
+    /// type (`overloaded_error`, ...), then the end of the stream.
+    StreamError(String),
 }
 
 impl Reply {
@@ -69,6 +87,13 @@ struct State {
     next_tool: u64,
     /// Answer with whole messages even when the request asks for a stream.
     ignore_stream: bool,
+    /// OpenAI streams: repeat each tool call's `id` and `function.name` in
+    /// every chunk, as some servers do.
+    repeat_tool_fields: bool,
+    /// Headers of every request (names lowercased), in order.
+    headers: Vec<Vec<(String, String)>>,
+    /// When each request was read, in order.
+    arrivals: Vec<std::time::Instant>,
 }
 
 /// The running server.
@@ -166,6 +191,22 @@ impl FakeLlm {
         self.state.lock().unwrap().ignore_stream = !on;
     }
 
+    /// `true`: OpenAI streams repeat each tool call's `id` and
+    /// `function.name` in every chunk instead of sending them once.
+    pub fn set_repeat_tool_fields(&self, on: bool) {
+        self.state.lock().unwrap().repeat_tool_fields = on;
+    }
+
+    /// The headers of every request so far (names lowercased).
+    pub fn headers(&self) -> Vec<Vec<(String, String)>> {
+        self.state.lock().unwrap().headers.clone()
+    }
+
+    /// When each request arrived (measured here, in the server).
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.state.lock().unwrap().arrivals.clone()
+    }
+
     /// Replies not yet given.
     pub fn remaining(&self) -> usize {
         self.state.lock().unwrap().script.len()
@@ -174,15 +215,18 @@ impl FakeLlm {
 
 /// Reads one request, answers it, closes.
 async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condvar>) {
-    let Some((path, body)) = read_request(&mut sock).await else {
+    let Some((path, headers, body)) = read_request(&mut sock).await else {
         return;
     };
+    let arrived_at = std::time::Instant::now();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let openai = path.ends_with("/chat/completions");
-    let (reply, problems, tool_base, stream) = {
+    let (reply, problems, tool_base, stream, repeat) = {
         let mut st = state.lock().unwrap();
         let stream = body["stream"] == json!(true) && !st.ignore_stream;
         st.requests.push(body.clone());
+        st.headers.push(headers);
+        st.arrivals.push(arrived_at);
         let problems = if openai {
             validate_openai(&body)
         } else {
@@ -202,7 +246,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         }
         let base = st.next_tool;
         st.next_tool += 10;
-        (reply, problems, base, stream)
+        (reply, problems, base, stream, st.repeat_tool_fields)
     };
     arrived.notify_all();
     let reply = match reply {
@@ -225,17 +269,40 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         }
         return;
     }
-    let response = match (&reply, openai) {
-        (Reply::Error(status, msg), _) => {
-            let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}})
+    let error = |status: &u16, msg: &str, retry_after: &str| {
+        let body =
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": msg}})
                 .to_string();
-            format!(
-                "HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\nretry-after: 0\r\n\
-                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            )
+        format!(
+            "HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\nretry-after: {retry_after}\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let response = match (&reply, openai) {
+        (Reply::Error(status, msg), _) => error(status, msg, "0"),
+        (Reply::ErrorAfter(status, msg, after), _) => error(status, msg, after),
+        (Reply::ErrorAfterDate(status, msg, secs), _) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            error(status, msg, &http_date(now + 1 + secs))
         }
-        (_, true) if stream => sse_response(&openai_events(&reply, tool_base)),
+        (Reply::Cut(text), true) => sse_response(&openai_cut(text)),
+        (Reply::Cut(text), false) => sse_response(&anthropic_cut(text)),
+        (Reply::StreamError(kind), _) => sse_response(&[
+            (
+                "message_start".to_string(),
+                json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message",
+                    "role": "assistant", "content": [], "model": "fake", "stop_reason": null}}),
+            ),
+            (
+                "error".to_string(),
+                json!({"type": "error", "error": {"type": kind, "message": "fake stream error"}}),
+            ),
+        ]),
+        (_, true) if stream => sse_response(&openai_events(&reply, tool_base, repeat)),
         (_, false) if stream => sse_response(&anthropic_events(&reply, tool_base)),
         (_, true) => json_response(&openai_completion(&reply, tool_base)),
         (_, false) => json_response(&anthropic_message(&reply, tool_base)),
@@ -244,8 +311,36 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
     let _ = sock.shutdown().await;
 }
 
-/// The path and body of one request (Content-Length bodies only).
-async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the epoch.
+fn http_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        months[(month - 1) as usize],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The path, headers (names lowercased) and body of one request
+/// (Content-Length bodies only).
+async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -260,6 +355,14 @@ async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
     let path = head.split_whitespace().nth(1)?.to_string();
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
     let len: usize = head
         .lines()
         .find_map(|l| {
@@ -275,7 +378,7 @@ async fn read_request(sock: &mut TcpStream) -> Option<(String, Vec<u8>)> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Some((path, buf[header_end..header_end + len].to_vec()))
+    Some((path, headers, buf[header_end..header_end + len].to_vec()))
 }
 
 fn json_response(body: &Value) -> String {
@@ -308,7 +411,12 @@ fn parts(reply: &Reply) -> (Option<String>, Vec<(String, Value)>) {
     match reply {
         Reply::Text(t) => (Some(t.clone()), Vec::new()),
         Reply::Tools(t, calls) | Reply::Stop(_, t, calls) => (t.clone(), calls.clone()),
-        Reply::Error(..) | Reply::Stall => (None, Vec::new()),
+        Reply::Cut(t) => (Some(t.clone()), Vec::new()),
+        Reply::Error(..)
+        | Reply::ErrorAfter(..)
+        | Reply::ErrorAfterDate(..)
+        | Reply::StreamError(..)
+        | Reply::Stall => (None, Vec::new()),
     }
 }
 
@@ -424,7 +532,53 @@ fn openai_completion(reply: &Reply, tool_base: u64) -> Value {
         "choices": [{"index": 0, "message": message, "finish_reason": finish}]})
 }
 
-fn openai_events(reply: &Reply, tool_base: u64) -> Vec<(String, Value)> {
+/// The first half of `text`.
+fn first_half(text: &str) -> &str {
+    let mid = text
+        .char_indices()
+        .nth(text.chars().count() / 2)
+        .map_or(0, |(i, _)| i);
+    &text[..mid]
+}
+
+/// An Anthropic stream that stops after the first half of `text`.
+fn anthropic_cut(text: &str) -> Vec<(String, Value)> {
+    vec![
+        (
+            "message_start".to_string(),
+            json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message",
+                "role": "assistant", "content": [], "model": "fake", "stop_reason": null}}),
+        ),
+        (
+            "content_block_start".into(),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta".into(),
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": first_half(text)}}),
+        ),
+    ]
+}
+
+/// An OpenAI stream that stops after the first half of `text`.
+fn openai_cut(text: &str) -> Vec<(String, Value)> {
+    [
+        json!({"role": "assistant", "content": ""}),
+        json!({"content": first_half(text)}),
+    ]
+    .into_iter()
+    .map(|delta| {
+        (
+            String::new(),
+            json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": "fake",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": null}]}),
+        )
+    })
+    .collect()
+}
+
+fn openai_events(reply: &Reply, tool_base: u64, repeat: bool) -> Vec<(String, Value)> {
     let (text, calls) = parts(reply);
     let chunk = |delta: Value, finish: Value| {
         (
@@ -459,10 +613,13 @@ fn openai_events(reply: &Reply, tool_base: u64) -> Vec<(String, Value)> {
             "function": {"name": name, "arguments": &s[..mid]}}]}),
             Value::Null,
         ));
-        ev.push(chunk(
-            json!({"tool_calls": [{"index": i, "function": {"arguments": &s[mid..]}}]}),
-            Value::Null,
-        ));
+        let second = if repeat {
+            json!({"tool_calls": [{"index": i, "id": id, "type": "function",
+                "function": {"name": name, "arguments": &s[mid..]}}]})
+        } else {
+            json!({"tool_calls": [{"index": i, "function": {"arguments": &s[mid..]}}]})
+        };
+        ev.push(chunk(second, Value::Null));
     }
     let finish = if calls.is_empty() {
         "stop"
@@ -505,6 +662,13 @@ pub fn validate_anthropic(body: &Value) -> Vec<String> {
         };
         if content.is_empty() {
             problems.push(format!("message {i} has empty content"));
+        }
+        // The real API: "text content blocks must be non-empty".
+        if content
+            .iter()
+            .any(|b| b["type"] == "text" && b["text"].as_str().is_none_or(str::is_empty))
+        {
+            problems.push(format!("message {i} has an empty text block"));
         }
         if role == "user" {
             let results: Vec<String> = content

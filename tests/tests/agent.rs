@@ -34,8 +34,14 @@ struct World {
 
 impl World {
     fn new(script: Vec<Reply>) -> World {
+        World::with_daemon(script, |_| {})
+    }
+
+    /// A world whose agentd is started after `configure` adjusts its
+    /// command.
+    fn with_daemon(script: Vec<Reply>, configure: impl FnOnce(&mut Command)) -> World {
         let env = TestEnv::new();
-        let daemon = env.start_daemon();
+        let daemon = env.start_daemon_with(configure);
         World {
             llm: FakeLlm::start(script),
             rt: tokio::runtime::Builder::new_current_thread()
@@ -724,17 +730,41 @@ fn blocklisted_commands_are_refused_for_bash_and_background_run() {
             vec![
                 ("bash".into(), json!({"command": "sudo ls"})),
                 ("background_run".into(), json!({"command": "rm -rf /"})),
+                ("bash".into(), json!({"command": "echo x >/dev/sda"})),
+                ("bash".into(), json!({"command": "echo x 2>/dev/sda"})),
+                ("background_run".into(), json!({"command": "rm -r -f /."})),
+                ("bash".into(), json!({"command": "rm -fr //"})),
             ],
         ),
         Reply::text("Refused."),
     ]);
     assert_eq!(w.ask("bl", "be bad").0, 0);
     let r = tool_results(&w.llm.requests()[1]);
+    assert_eq!(r.len(), 6);
     assert!(
         r.iter().all(|(c, e)| *e && c.contains("blocklist")),
         "{r:?}"
     );
     assert!(w.jobs("bl").is_empty());
+
+    // Harmless look-alikes run.
+    w.llm.push(vec![
+        Reply::Tools(
+            None,
+            vec![
+                (
+                    "bash".into(),
+                    json!({"command": "mkdir -p build && rm -rf ./build && ls /dev/ >/dev/null && echo fine"}),
+                ),
+                ("bash".into(), json!({"command": "echo '> /dev/sda' 2>/dev/null"})),
+            ],
+        ),
+        Reply::text("Ran."),
+    ]);
+    assert_eq!(w.ask("bl", "be good").0, 0);
+    let r = tool_results(&w.llm.requests()[3]);
+    assert!(r[0].0.starts_with("fine\n") && !r[0].1, "{r:?}");
+    assert!(r[1].0.starts_with("> /dev/sda\n") && !r[1].1, "{r:?}");
 }
 
 #[test]
@@ -1087,7 +1117,11 @@ fn pause_turn_continues_and_max_tokens_cut_tool_calls_are_answered_not_run() {
     ]);
     let (code, out, err) = w.ask("stops", "long one");
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.trim(), "Part two.");
+    assert_eq!(
+        out.trim(),
+        "Part one.\nPart two.",
+        "all of the reply is printed"
+    );
     let (code, _, err) = w.ask("stops", "write it");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("max_tokens"), "{err}");
@@ -1123,4 +1157,407 @@ fn a_session_is_used_by_one_agentctl_at_a_time() {
     assert_eq!(code, 1);
     assert!(err.contains("session busy is in use"), "{err}");
     assert_eq!(w.llm.requests().len(), 1);
+}
+
+#[test]
+fn file_tools_refuse_a_missing_directory_then_dotdot_into_an_outside_symlink() {
+    let w = World::new(vec![
+        Reply::Tools(
+            None,
+            vec![
+                ("read_file".into(), json!({"path": "nothere/../link"})),
+                (
+                    "write_file".into(),
+                    json!({"path": "nothere/../link", "content": "overwritten"}),
+                ),
+                (
+                    "edit_file".into(),
+                    json!({"path": "a/b/../../link", "old_text": "top", "new_text": "x"}),
+                ),
+                (
+                    "write_file".into(),
+                    json!({"path": "nothere/../inside.txt", "content": "ok"}),
+                ),
+            ],
+        ),
+        Reply::text("Done."),
+    ]);
+    let root = w.env.root();
+    std::fs::write(root.join("secret.txt"), "top secret").unwrap();
+    std::os::unix::fs::symlink(root.join("secret.txt"), w.workdir().join("link")).unwrap();
+    let (code, _, err) = w.ask("esc", "escape");
+    assert_eq!(code, 0, "{err}");
+    let r = tool_results(&w.llm.requests()[1]);
+    assert_eq!(r.len(), 4);
+    for res in &r[..3] {
+        assert!(res.1 && res.0.contains("outside the workspace"), "{r:?}");
+        assert!(!res.0.contains("top secret"), "{r:?}");
+    }
+    assert!(!r[3].1, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("secret.txt")).unwrap(),
+        "top secret",
+        "the outside file is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.workdir().join("inside.txt")).unwrap(),
+        "ok"
+    );
+    assert!(!w.workdir().join("nothere").exists());
+}
+
+#[test]
+fn jobs_do_not_get_api_keys_that_agentd_itself_has() {
+    // agentd started from a shell that has the keys: jobs inherit agentd's
+    // environment under the overlay agentctl sends, so agentd must drop them.
+    let w = World::with_daemon(
+        vec![
+            Reply::Tools(
+                None,
+                vec![
+                    (
+                        "bash".into(),
+                        json!({"command": "echo key=[$ANTHROPIC_API_KEY] o=[$OPENAI_API_KEY]"}),
+                    ),
+                    (
+                        "background_run".into(),
+                        json!({"command": "echo key=[$ANTHROPIC_API_KEY] o=[$OPENAI_API_KEY] > bg.txt"}),
+                    ),
+                ],
+            ),
+            Reply::text("Checked."),
+        ],
+        |cmd| {
+            cmd.env("ANTHROPIC_API_KEY", "sk-ant-DAEMON-9999")
+                .env("OPENAI_API_KEY", "sk-oa-DAEMON-8888");
+        },
+    );
+    let (code, _, err) = w.ask("dkeys", "check env");
+    assert_eq!(code, 0, "{err}");
+    let r = tool_results(&w.llm.requests()[1]);
+    assert!(r[0].0.starts_with("key=[] o=[]\n"), "{r:?}");
+    let job = w
+        .jobs("dkeys")
+        .into_iter()
+        .find(|j| j.command.contains("bg.txt"))
+        .unwrap();
+    assert_eq!(w.wait_job(&job.id).state, JobState::Succeeded);
+    assert_eq!(
+        std::fs::read_to_string(w.workdir().join("bg.txt")).unwrap(),
+        "key=[] o=[]\n"
+    );
+}
+
+#[test]
+fn bash_output_over_200_kb_reaches_the_model_as_head_one_true_marker_and_tail() {
+    let w = World::new(vec![
+        Reply::tool(
+            "bash",
+            json!({"command": "printf 'HEAD-START\\n'; head -c 300000 /dev/zero | tr '\\0' x; printf '\\nTAIL-END\\n'"}),
+        ),
+        Reply::text("Long."),
+    ]);
+    let (code, _, err) = w.ask("big", "print a lot");
+    assert_eq!(code, 0, "{err}");
+    let r = tool_results(&w.llm.requests()[1]);
+    let content = &r[0].0;
+    assert!(content.chars().count() <= 50_000, "{}", content.len());
+    assert_eq!(content.matches("omitted").count(), 1);
+    let (head, rest) = content.split_once("\n[... ").unwrap();
+    let (n, tail) = rest.split_once(" bytes omitted ...]\n").unwrap();
+    let tail = tail.strip_suffix("[succeeded (exit 0)]").unwrap();
+    assert!(head.starts_with("HEAD-START\nxxx"), "{}", &head[..20]);
+    assert!(tail.ends_with("xxx\nTAIL-END\n"), "{tail:?}");
+    let total = "HEAD-START\n".len() + 300_000 + "\nTAIL-END\n".len();
+    assert_eq!(n.parse::<usize>().unwrap(), total - head.len() - tail.len());
+    assert!(head.len() > 20_000 && tail.len() > 20_000);
+}
+
+#[test]
+fn openai_tool_calls_whose_id_and_name_repeat_in_every_chunk_run_once() {
+    let w = World::new(vec![
+        Reply::tool("bash", json!({"command": "echo repeated-ok"})),
+        Reply::text("Done."),
+    ]);
+    w.llm.set_repeat_tool_fields(true);
+    let mut cmd = w.env.agentctl();
+    cmd.env("AGENTCTL_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", w.llm.openai_url())
+        .args(["ask", "--session", "rep", "go"]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Done.");
+    let reqs = w.llm.requests();
+    let msgs = reqs[1]["messages"].as_array().unwrap();
+    let call = &msgs[2]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "bash");
+    let id = call["id"].as_str().unwrap();
+    assert!(
+        id.starts_with("call_") && id.matches("call_").count() == 1,
+        "{id}"
+    );
+    assert_eq!(msgs[3]["tool_call_id"], id);
+    assert!(msgs[3]["content"].as_str().unwrap().contains("repeated-ok"));
+}
+
+#[test]
+fn a_stream_cut_short_is_retried_not_taken_as_a_finished_reply() {
+    let w = World::new(vec![
+        Reply::Cut("Half of a reply that never ends".into()),
+        Reply::text("The whole reply."),
+        Reply::Cut("Half of another reply".into()),
+        Reply::text("Another whole reply."),
+    ]);
+    let (code, out, err) = w.ask("cut-a", "hi");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "The whole reply.");
+    let mut cmd = w.env.agentctl();
+    cmd.env("AGENTCTL_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", w.llm.openai_url())
+        .args(["ask", "--session", "cut-o", "hi"]);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Another whole reply.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 4, "each cut stream was asked again");
+    assert_eq!(reqs[1]["messages"], reqs[0]["messages"]);
+    assert_eq!(reqs[3]["messages"], reqs[2]["messages"]);
+    let transcript = std::fs::read_to_string(w.transcripts().join("cut-a.jsonl")).unwrap();
+    assert!(!transcript.contains("Half of"), "{transcript}");
+}
+
+#[test]
+fn an_overloaded_error_inside_a_stream_is_retried() {
+    let w = World::new(vec![
+        Reply::StreamError("overloaded_error".into()),
+        Reply::text("After the overload."),
+        Reply::StreamError("invalid_request_error".into()),
+    ]);
+    let (code, out, err) = w.ask("ovl", "hi");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "After the overload.");
+    let (code, _, err) = w.ask("ovl", "again");
+    assert_eq!(code, 1, "other error events end the turn");
+    assert!(err.contains("fake stream error"), "{err}");
+    assert_eq!(w.llm.requests().len(), 3);
+}
+
+#[test]
+fn retry_after_is_honoured_in_seconds_and_as_an_http_date() {
+    let w = World::new(vec![
+        Reply::ErrorAfter(429, "slow down".into(), "1".into()),
+        Reply::text("After one second."),
+        Reply::ErrorAfterDate(503, "busy".into(), 1),
+        Reply::text("After the date."),
+    ]);
+    let (code, out, err) = w.ask("ra", "hi");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "After one second.");
+    let (code, out, err) = w.ask("ra", "again");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "After the date.");
+    let t = w.llm.arrivals();
+    assert_eq!(t.len(), 4);
+    let second = std::time::Duration::from_secs(1);
+    assert!(t[1] - t[0] >= second, "retried after {:?}", t[1] - t[0]);
+    assert!(t[3] - t[2] >= second, "retried after {:?}", t[3] - t[2]);
+}
+
+#[test]
+fn empty_prompts_are_refused_and_empty_text_blocks_never_sent() {
+    let w = World::new(vec![
+        Reply::Tools(
+            Some(String::new()),
+            vec![("bash".into(), json!({"command": "echo one"}))],
+        ),
+        Reply::text("Streamed."),
+        Reply::Tools(
+            Some(String::new()),
+            vec![("bash".into(), json!({"command": "echo two"}))],
+        ),
+        Reply::text("Whole."),
+    ]);
+    let (code, _, err) = w.ask("empty", "");
+    assert_ne!(code, 0);
+    assert!(err.contains("prompt is empty"), "{err}");
+    let (code, _, err) = w.ask("empty", "   ");
+    assert_ne!(code, 0, "{err}");
+    assert!(w.llm.requests().is_empty(), "nothing was sent");
+
+    let (code, out, err) = w.ask("empty", "streamed");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Streamed.");
+    w.llm.set_streaming(false);
+    let (code, out, err) = w.ask("empty", "whole");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Whole.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 4);
+    assert!(!messages_text(&reqs[3]).contains(r#""text":"""#));
+}
+
+#[test]
+fn chat_without_a_session_starts_a_fresh_one_and_continue_resumes_the_latest() {
+    let w = World::new(vec![
+        Reply::text("Older."),
+        Reply::text("Fresh one."),
+        Reply::text("Continued."),
+    ]);
+    assert_eq!(w.ask("older", "an older session").0, 0);
+    let chat = |args: &[&str], input: &str| {
+        let mut child = w
+            .cmd()
+            .arg("chat")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = chat(&[], "first words\nexit\n");
+    let name = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Session "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(name.starts_with("chat-") && name != "older", "{out}");
+    assert!(out.contains("Fresh one."), "{out}");
+
+    let out = chat(&["--continue"], "again\nexit\n");
+    assert!(out.contains(&format!("Session {name} (")), "{out}");
+    assert!(out.contains("Continued."), "{out}");
+    let reqs = w.llm.requests();
+    let text = messages_text(&reqs[2]);
+    assert!(
+        text.contains("first words") && text.contains("Fresh one."),
+        "{text}"
+    );
+    assert!(!text.contains("an older session"), "{text}");
+    assert_eq!(last_user_texts(&reqs[2]), vec!["again".to_string()]);
+}
+
+#[test]
+fn refusal_and_max_tokens_end_the_turn_readably_and_the_session_goes_on() {
+    let w = World::new(vec![
+        Reply::Stop("refusal".into(), None, vec![]),
+        Reply::Stop(
+            "max_tokens".into(),
+            Some("Cut off in the mid".into()),
+            vec![],
+        ),
+        Reply::text("Fine again."),
+    ]);
+    let (code, out, err) = w.ask("st", "something bad");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("declined to answer"), "{err}");
+    assert_eq!(out.trim(), "");
+    let (code, out, err) = w.ask("st", "something long");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("cut at max_tokens"), "{err}");
+    assert_eq!(out.trim(), "Cut off in the mid");
+    let (code, out, err) = w.ask("st", "something fine");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Fine again.");
+    // The fake validated each conversation; the refused prompt is kept.
+    let reqs = w.llm.requests();
+    let text = messages_text(&reqs[2]);
+    assert!(text.contains("something bad") && text.contains("Cut off in the mid"));
+}
+
+#[test]
+fn pause_turn_continuations_are_capped() {
+    let pause = |t: &str| Reply::Stop("pause_turn".into(), Some(t.into()), vec![]);
+    let w = World::new((1..=6).map(|i| pause(&format!("p{i}"))).collect());
+    let (code, out, err) = w.ask("pauses", "go on and on");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "p1\np2\np3\np4\np5\np6");
+    assert!(err.contains("paused its turn 6 times"), "{err}");
+    assert_eq!(w.llm.requests().len(), 6, "5 continuations, then it stops");
+}
+
+#[test]
+fn requests_carry_the_api_key_and_version_headers_and_the_designed_system_prompt() {
+    let w = World::new(vec![Reply::text("a"), Reply::text("o")]);
+    assert_eq!(w.ask("h", "hi").0, 0);
+    let mut cmd = w.env.agentctl();
+    cmd.env("AGENTCTL_PROVIDER", "openai")
+        .env("OPENAI_BASE_URL", w.llm.openai_url())
+        .env("OPENAI_API_KEY", OPENAI_KEY)
+        .args(["ask", "--session", "ho", "hi"]);
+    assert_eq!(run(&mut cmd).0, 0);
+    let headers = w.llm.headers();
+    let get = |i: usize, name: &str| {
+        headers[i]
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get(0, "x-api-key").as_deref(), Some(KEY));
+    assert_eq!(get(0, "anthropic-version").as_deref(), Some("2023-06-01"));
+    assert_eq!(get(0, "authorization"), None);
+    assert_eq!(
+        get(1, "authorization"),
+        Some(format!("Bearer {OPENAI_KEY}"))
+    );
+    assert_eq!(get(1, "x-api-key"), None);
+    let reqs = w.llm.requests();
+    let system = reqs[0]["system"].as_str().unwrap();
+    assert!(system.contains("background_run"), "{system}");
+    assert!(system.contains("<background-results>"), "{system}");
+    assert!(system.contains(w.workdir().to_str().unwrap()), "{system}");
+    assert_eq!(reqs[1]["messages"][0]["content"], system);
+}
+
+#[test]
+fn tool_results_survive_agentd_dying_before_the_next_model_call() {
+    // The `bash` job kills agentd: its `job.wait` fails, and so does the
+    // `notifications.peek` before the next model call. The results of the
+    // tools that ran must be on disk by then.
+    let mut w = World::new(vec![]);
+    let pid = w.daemon.as_ref().unwrap().pid();
+    w.llm.push(vec![
+        Reply::Tools(
+            None,
+            vec![
+                (
+                    "write_file".into(),
+                    json!({"path": "made.txt", "content": "x"}),
+                ),
+                ("bash".into(), json!({"command": format!("kill -9 {pid}")})),
+            ],
+        ),
+        Reply::text("Saw both results."),
+    ]);
+    let (code, _, err) = w.ask("dies", "do two things");
+    assert_ne!(code, 0, "agentd is gone: {err}");
+    w.daemon.take().unwrap().wait();
+    w.daemon = Some(w.env.start_daemon());
+    let (code, out, err) = w.ask("dies", "go on");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Saw both results.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 2);
+    let r = tool_results(&reqs[1]);
+    assert_eq!(r.len(), 2);
+    assert!(r[0].0.starts_with("Wrote 1 bytes to made.txt"), "{r:?}");
+    assert!(!r[0].1, "{r:?}");
+    assert!(
+        r.iter().all(|(c, _)| !c.contains("interrupted")),
+        "results of tools that ran are sent, not replaced: {r:?}"
+    );
 }

@@ -38,7 +38,7 @@ fn print_reply(text: &str) {
 
 /// Runs `ask`.
 ///
-/// Errors: config, agentd and transcript errors. A model API error is
+/// Errors: an empty prompt; config, agentd and transcript errors. A model API error is
 /// printed and gives exit code 1; the session is kept.
 pub async fn run(
     global: &GlobalOpts,
@@ -47,6 +47,11 @@ pub async fn run(
     workdir: Option<PathBuf>,
     prompt: &str,
 ) -> anyhow::Result<ExitCode> {
+    if prompt.trim().is_empty() {
+        anyhow::bail!(
+            "the prompt is empty: say what to ask, e.g. agentctl ask 'what does this repo do?'"
+        );
+    }
     let config = super::load_config()?;
     let workdir = super::workdir(workdir)?;
     let client = Arc::new(connect::connect(&global.socket_path()).await?);

@@ -126,9 +126,40 @@ impl Config {
 }
 
 /// The environment a job gets (sent as `job.submit`'s `env`): ours,
-/// without API keys and without agentctl's test hooks.
+/// without API keys and without agentctl's test hooks. agentd lays this
+/// overlay over its own environment, so the keys must never be in it; an
+/// agentd that has keys in its own environment keeps them from jobs itself.
 pub fn job_env() -> std::collections::BTreeMap<String, String> {
-    std::env::vars()
+    job_env_from(std::env::vars())
+}
+
+/// [`job_env`] from the given variables.
+fn job_env_from(
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    vars.into_iter()
         .filter(|(k, _)| !KEY_VARS.contains(&k.as_str()) && !k.starts_with("AGENTCTL_TEST_"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_overlay_never_carries_api_keys() {
+        let vars = [
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+            ("OPENAI_API_KEY", "sk-oa"),
+            ("AGENTCTL_TEST_CRASH_AFTER_PERSIST", "1"),
+            ("PATH", "/bin"),
+            ("ANTHROPIC_BASE_URL", "http://x"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let env = job_env_from(vars);
+        assert_eq!(
+            env.keys().collect::<Vec<_>>(),
+            ["ANTHROPIC_BASE_URL", "PATH"]
+        );
+    }
 }

@@ -14,6 +14,10 @@ use super::transcript::{Block, Message, Role, request_messages};
 /// crash there still delivers them exactly once.
 pub const CRASH_HOOK_ENV: &str = "AGENTCTL_TEST_CRASH_AFTER_PERSIST";
 
+/// Most continuation calls after `pause_turn` in a row; one more pause
+/// ends the turn (the next user message lets the model go on).
+pub const MAX_PAUSE_CONTINUATIONS: u32 = 5;
+
 /// Where the loop reports what happens.
 pub trait Ui: Send {
     /// A piece of the model's text as it streams.
@@ -50,39 +54,56 @@ impl From<anyhow::Error> for TurnError {
 }
 
 impl Session {
-    /// Persists `pending` (plus any background results) as the next user
-    /// message and acks the results it carries. Returns whether any
-    /// message or result was added. Cancel-safe: `pending` is cleared only
-    /// once the message is on disk, by synchronous code.
+    /// Persists `pending` as the next user message, then any background
+    /// results as one more, and acks the results it delivered. Returns
+    /// whether any message was added. Cancel-safe: `pending` is cleared
+    /// only once its message is on disk, by synchronous code.
+    ///
+    /// The order matters:
+    ///
+    /// 1. `pending` (the user's words, the results of tools that already
+    ///    ran, and the `bash` jobs they report in `fg_jobs`) is persisted
+    ///    first, before agentd is asked anything: if the peek fails, the
+    ///    tool results are on disk and a resume sends them, instead of
+    ///    answering calls that did run with "interrupted".
+    /// 2. `notifications.peek`; the jobs the transcript now lists (including
+    ///    those `bash` just reported) are skipped.
+    /// 3. The `<background-results>` block is persisted as its own user
+    ///    message, with the delivered job ids (consecutive user messages
+    ///    are merged when sent, tool results first).
+    /// 4. Only then `notifications.ack`. A crash before it leaves the
+    ///    results pending in agentd but listed in the transcript: the next
+    ///    run acks them without showing them again. Exactly once.
     ///
     /// Errors: agentd or transcript errors.
     pub async fn flush_user_message(&mut self) -> anyhow::Result<bool> {
-        let mut handled = self.transcript.handled_jobs();
-        handled.extend(self.pending_fg.iter().cloned());
+        let mut added = false;
+        if !self.pending.is_empty() {
+            let mut message = Message::new(Role::User, self.pending.clone());
+            message.fg_jobs = self.pending_fg.clone();
+            self.transcript.push(message)?;
+            self.pending.clear();
+            self.pending_fg.clear();
+            added = true;
+        }
+        let handled = self.transcript.handled_jobs();
         let gathered = notifications::gather(&self.client, &self.name, &handled).await?;
-        if self.pending.is_empty() && gathered.deliver.is_empty() {
+        if gathered.deliver.is_empty() {
             if let Some(seq) = gathered.max_seq {
                 // Only results the persisted transcript already has.
                 notifications::ack(&self.client, &self.name, seq).await?;
             }
-            return Ok(false);
-        }
-        let mut content = self.pending.clone();
-        let delivered = !gathered.deliver.is_empty();
-        if delivered {
-            content.push(Block::text(notifications::block(&gathered.deliver)));
+            return Ok(added);
         }
         let message = Message {
             role: Role::User,
-            content,
+            content: vec![Block::text(notifications::block(&gathered.deliver))],
             bg_seq: gathered.max_seq,
             bg_jobs: gathered.deliver.iter().map(|n| n.job_id.clone()).collect(),
-            fg_jobs: self.pending_fg.clone(),
+            fg_jobs: Vec::new(),
         };
         self.transcript.push(message)?;
-        self.pending.clear();
-        self.pending_fg.clear();
-        if delivered && std::env::var_os(CRASH_HOOK_ENV).is_some() {
+        if std::env::var_os(CRASH_HOOK_ENV).is_some() {
             eprintln!("agentctl: {CRASH_HOOK_ENV} is set: exiting before the ack");
             std::process::exit(86);
         }
@@ -111,15 +132,21 @@ impl Session {
     }
 
     /// Runs the loop until the model ends its turn; returns its final
-    /// text. The user's words (if any) must already be in `pending`.
+    /// text (all of it when the reply came in several parts after
+    /// `pause_turn`). The user's words (if any) must already be in
+    /// `pending`.
     ///
     /// Errors: [`TurnError::Provider`] when the model API fails (the
     /// transcript stays consistent); [`TurnError::Other`] for agentd or
     /// disk errors.
     pub async fn turn(&mut self, ui: &mut dyn Ui) -> Result<String, TurnError> {
+        // Text of the replies since the last tool calls (a reply continued
+        // after `pause_turn` comes in several parts).
+        let mut final_text = String::new();
+        let mut pauses = 0;
         loop {
             self.flush_user_message().await?;
-            let messages = request_messages(self.transcript.messages());
+            let messages = request_messages(&without_empty_text(self.transcript.messages()));
             let request = Request {
                 system: &self.system,
                 messages: &messages,
@@ -131,6 +158,12 @@ impl Session {
             }
             .map_err(TurnError::Provider)?;
             let text = Message::new(Role::Assistant, reply.content.clone()).text();
+            if !text.is_empty() {
+                if !final_text.is_empty() {
+                    final_text.push('\n');
+                }
+                final_text.push_str(&text);
+            }
             if !reply.content.is_empty() {
                 self.transcript
                     .push(Message::new(Role::Assistant, reply.content.clone()))?;
@@ -145,6 +178,10 @@ impl Session {
                     _ => None,
                 })
                 .collect();
+            if !calls.is_empty() {
+                final_text.clear();
+                pauses = 0;
+            }
             match reply.stop {
                 StopReason::MaxTokens if !calls.is_empty() => {
                     ui.notice("(the reply was cut at max_tokens; its tool calls were not run)");
@@ -172,19 +209,41 @@ impl Session {
                         });
                     }
                 }
-                StopReason::PauseTurn => {}
+                StopReason::PauseTurn if pauses < MAX_PAUSE_CONTINUATIONS => pauses += 1,
+                StopReason::PauseTurn => {
+                    ui.notice(&format!(
+                        "(the model paused its turn {} times in a row; ending the turn here \
+                         — send a message to let it go on)",
+                        pauses + 1
+                    ));
+                    return Ok(final_text);
+                }
                 StopReason::MaxTokens => {
                     ui.notice("(the reply was cut at max_tokens)");
-                    return Ok(text);
+                    return Ok(final_text);
                 }
                 StopReason::Refusal => {
                     ui.notice("(the model declined to answer)");
-                    return Ok(text);
+                    return Ok(final_text);
                 }
                 StopReason::EndTurn | StopReason::ToolUse | StopReason::Other(_) => {
-                    return Ok(text);
+                    return Ok(final_text);
                 }
             }
         }
     }
+}
+
+/// The conversation without empty text blocks, which the API refuses
+/// (transcripts written by earlier versions may hold some).
+fn without_empty_text(messages: &[Message]) -> Vec<Message> {
+    messages
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.content
+                .retain(|b| !matches!(b, Block::Text { text } if text.is_empty()));
+            m
+        })
+        .collect()
 }
