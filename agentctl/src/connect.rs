@@ -39,7 +39,8 @@ pub fn daemon_log_path() -> anyhow::Result<PathBuf> {
     Ok(daemon_state_dir()?.join("agentd.log"))
 }
 
-fn autostart_enabled() -> bool {
+/// False when `AGENTCTL_NO_AUTOSTART=1` turns auto-start off.
+pub fn autostart_enabled() -> bool {
     std::env::var(NO_AUTOSTART_ENV).map_or(true, |v| v != "1")
 }
 
@@ -73,13 +74,44 @@ pub async fn connect(socket: &Path) -> anyhow::Result<Client> {
     connect_existing(socket).await
 }
 
-/// Where the `agentd` binary is: next to this executable, else on `PATH`.
-pub fn agentd_binary() -> PathBuf {
-    std::env::current_exe()
+/// Where the `agentd` binary is, looked for in this order: next to this
+/// executable (`agentctl`), then in each directory of `PATH`.
+///
+/// Errors: in neither place; the one-line message names both and how to
+/// fix it.
+pub fn agentd_binary() -> anyhow::Result<PathBuf> {
+    let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("agentd")))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("agentd"))
+        .and_then(|exe| exe.parent().map(|dir| dir.join("agentd")));
+    if let Some(path) = beside.as_ref().filter(|p| is_executable(p)) {
+        return Ok(path.clone());
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map(|dir| dir.join("agentd"))
+                .find(|p| is_executable(p))
+        })
+        .unwrap_or_default();
+    match on_path {
+        Some(path) => Ok(std::path::absolute(&path).unwrap_or(path)),
+        None => bail!(
+            "cannot start agentd: no agentd next to agentctl ({}) nor on PATH; \
+             install agentd into the same directory as agentctl or onto PATH, \
+             or start a daemon yourself and point AGENTD_SOCKET at it",
+            beside.map_or_else(
+                || "agentctl's directory unknown".into(),
+                |p| p.display().to_string()
+            )
+        ),
+    }
+}
+
+/// True when `path` is a regular file someone may execute.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Starts `agentd --socket SOCKET` detached (its own session, stdin from
@@ -87,8 +119,9 @@ pub fn agentd_binary() -> PathBuf {
 /// If the new daemon exits because another one won the race to start,
 /// that one is used.
 ///
-/// Errors: the binary cannot be run; it exited or stayed silent for 10 s
-/// without another daemon answering.
+/// Errors: no agentd binary (see [`agentd_binary`]); it cannot be run; it
+/// exited or stayed silent for 10 s without another daemon answering (the
+/// message names its log file and quotes what it wrote there).
 pub async fn start_daemon(socket: &Path) -> anyhow::Result<()> {
     let log_path = daemon_log_path()?;
     if let Some(dir) = log_path.parent() {
@@ -111,7 +144,7 @@ pub async fn start_daemon(socket: &Path) -> anyhow::Result<()> {
     let ready = tokio::net::UnixDatagram::bind(&ready_path)
         .with_context(|| format!("cannot create {}", ready_path.display()))?;
 
-    let binary = agentd_binary();
+    let binary = agentd_binary()?;
     let mut cmd = tokio::process::Command::new(&binary);
     cmd.arg("--socket")
         .arg(socket)
@@ -159,34 +192,47 @@ pub async fn start_daemon(socket: &Path) -> anyhow::Result<()> {
             if Client::connect(socket).await.is_ok() {
                 return Ok(());
             }
+            let said = log_since(&log_path, log_size);
             bail!(
-                "agentd exited ({status}) before it was ready; its log {} says:\n{}",
+                "{} exited ({status}) before it was ready; see its log {}{}",
+                binary.display(),
                 log_path.display(),
-                log_since(&log_path, log_size)
+                if said.is_empty() {
+                    " (it wrote nothing)".to_string()
+                } else {
+                    format!(", which says:\n{said}")
+                }
             )
         }
         Ok(Err(e)) => Err(e).context("waiting for agentd to start"),
         Err(_) => bail!(
-            "agentd did not become ready within {} s; see its log {}",
+            "{} did not become ready within {} s; see its log {}",
+            binary.display(),
             START_TIMEOUT.as_secs(),
             log_path.display()
         ),
     }
 }
 
-/// A private temporary directory for the readiness socket.
+/// A private temporary directory for the readiness socket, in
+/// `XDG_RUNTIME_DIR`, else (or when that cannot be written) in the
+/// system's temporary directory.
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("agentctl-start-{}", uuid::Uuid::new_v4().simple()));
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+    let name = format!("agentctl-start-{}", uuid::Uuid::new_v4().simple());
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let mut last = None;
+    for base in runtime.into_iter().chain([std::env::temp_dir()]) {
+        let dir = base.join(&name);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = Some((dir, e)),
+        }
+    }
+    let (dir, e) = last.expect("at least one base directory was tried");
+    Err(e).with_context(|| format!("cannot create {}", dir.display()))
 }
 
 fn log_since(path: &Path, offset: u64) -> String {

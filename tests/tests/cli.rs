@@ -621,3 +621,168 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 0);
     assert!(out.contains("Examples:"), "{out}");
 }
+
+/// Reads one line from `reader`, panicking at the end of the stream.
+fn next_line(reader: &mut impl BufRead, what: &str) -> String {
+    let mut line = String::new();
+    let n = reader.read_line(&mut line).unwrap();
+    assert!(n > 0, "{what} ended its output early");
+    line
+}
+
+#[test]
+fn wait_and_logs_follow_carry_on_when_agentd_is_killed_and_restarted() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let first_gate = fifo(&env, "first");
+    let gate = fifo(&env, "gate");
+    let first = submit(&env, &["--", &blocked_on(&first_gate)]);
+    let cmd = format!("echo a; {}; echo b; echo c; exit 6", blocked_on(&gate));
+    let id = submit(&env, &["--", &cmd]);
+    let piped = |args: &[&str]| {
+        env.agentctl()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut waiter = piped(&["wait", &first, &id]);
+    let mut follower = piped(&["logs", "-f", &id]);
+    let mut followed = BufReader::new(follower.stdout.take().unwrap());
+    // Both are connected and waiting on the job: the follower has printed
+    // its first line, the waiter has reported the first job's end.
+    assert_eq!(next_line(&mut followed, "logs -f"), "a\n");
+    release(&first_gate);
+    let mut wait_err = BufReader::new(waiter.stderr.take().unwrap());
+    let line = next_line(&mut wait_err, "wait");
+    assert!(line.starts_with(&format!("{first} succeeded")), "{line}");
+
+    daemon.kill9();
+    let line = next_line(&mut wait_err, "wait");
+    assert!(
+        line.starts_with("agentctl: ")
+            && line.contains("waiting up to 30 s for agentd to come back")
+            && line.contains("auto-start is off"),
+        "{line}"
+    );
+    // The job prints the rest and ends while no agentd runs.
+    release(&gate);
+    let _daemon = env.start_daemon();
+
+    let mut rest = String::new();
+    followed.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "b\nc\n", "every byte once, none repeated");
+    let follower = follower.wait_with_output().unwrap();
+    let follow_err = String::from_utf8_lossy(&follower.stderr);
+    assert!(follower.status.success(), "{follow_err}");
+    assert!(follow_err.contains("waiting up to 30 s"), "{follow_err}");
+
+    let mut wait_rest = String::new();
+    wait_err.read_to_string(&mut wait_rest).unwrap();
+    let status = waiter.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(6),
+        "the job's true exit code: {wait_rest}"
+    );
+    assert!(
+        wait_rest.contains(&format!("{id} failed (exit 6)")),
+        "{wait_rest}"
+    );
+}
+
+#[test]
+fn run_wait_and_logs_follow_auto_start_agentd_again_after_it_stops() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let gate = fifo(&env, "gate");
+    let cmd = format!("echo a; {}; echo b; exit 6", blocked_on(&gate));
+    let piped = |args: &[&str]| {
+        env.agentctl()
+            .env_remove("AGENTCTL_NO_AUTOSTART")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut runner = piped(&["run", "--wait", "--", &cmd]);
+    let mut run_out = BufReader::new(runner.stdout.take().unwrap());
+    // The id is printed once the job is submitted; then it waits.
+    let id = short_id(&next_line(&mut run_out, "run --wait"));
+    let mut follower = piped(&["logs", "-f", &id]);
+    let mut followed = BufReader::new(follower.stdout.take().unwrap());
+    assert_eq!(next_line(&mut followed, "logs -f"), "a\n");
+
+    // A clean stop: agentd answers "shutting down", then closes.
+    let (code, _, err) = agentctl(&env, &["daemon", "stop"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(daemon.wait().success());
+    release(&gate);
+
+    let mut rest = String::new();
+    followed.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "b\n", "every byte once, none repeated");
+    let follower = follower.wait_with_output().unwrap();
+    let follow_err = String::from_utf8_lossy(&follower.stderr);
+    assert!(follower.status.success(), "{follow_err}");
+    assert!(
+        follow_err.contains("reconnecting to agentd"),
+        "{follow_err}"
+    );
+    let runner = runner.wait_with_output().unwrap();
+    let run_err = String::from_utf8_lossy(&runner.stderr);
+    assert_eq!(runner.status.code(), Some(6), "{run_err}");
+    assert!(
+        run_err.contains(&format!("{id} failed (exit 6)")),
+        "{run_err}"
+    );
+    // The daemon they started serves the job's full record.
+    assert_eq!(ok(&env, &["logs", &id]), "a\nb\n");
+    assert_eq!(job(&env, &id)["exit_code"], 6);
+}
+
+/// The parent of `pid` (for a job, its shim), from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn wait_exits_1_and_says_lost_when_a_jobs_shim_is_killed() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon();
+    let id = submit(&env, &["--", "echo started; exec sleep 300"]);
+    let mut follower = env
+        .agentctl()
+        .args(["logs", "-f", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut followed = BufReader::new(follower.stdout.take().unwrap());
+    assert_eq!(next_line(&mut followed, "logs -f"), "started\n");
+    let pid = job(&env, &id)["pid"].as_u64().unwrap() as u32;
+    let shim = parent_of(pid);
+    assert_ne!(shim, pid);
+    let p = rustix::process::Pid::from_raw(shim as i32).unwrap();
+    rustix::process::kill_process(p, rustix::process::Signal::KILL).unwrap();
+
+    let (code, out, err) = agentctl(&env, &["wait", &id]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.starts_with(&format!("{id} lost")), "{err}");
+    assert_eq!(job(&env, &id)["state"], "lost");
+    // logs -f ends too: a lost job's output is complete.
+    assert!(follower.wait().unwrap().success());
+}

@@ -175,17 +175,10 @@ pub async fn run(global: &GlobalOpts, args: DaemonArgs) -> anyhow::Result<ExitCo
 
 /// `daemon install-service`: writes both units, prints what to run next.
 ///
-/// Errors: no agentd binary next to agentctl; no home directory; the unit
+/// Errors: no agentd binary next to agentctl or on PATH; no home directory; the unit
 /// directory or files cannot be written.
 fn install_service(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let agentd = connect::agentd_binary();
-    anyhow::ensure!(
-        agentd.is_absolute() && agentd.is_file(),
-        "cannot find the agentd binary next to agentctl ({}); install both into the same directory",
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "agentctl".into())
-    );
+    let agentd = connect::agentd_binary()?;
     let base = directories::BaseDirs::new()
         .context("cannot find the home directory to place the systemd user units")?;
     let dir = base.config_dir().join("systemd/user");

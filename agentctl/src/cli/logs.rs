@@ -5,9 +5,12 @@
 //! reaches further back until N lines are in hand or the output's start.
 //! `-f` follows with `job.output`'s `wait_ms` long-poll (no sleeping loop)
 //! and exits when the job has finished and all its output is written.
+//! When agentd goes away meanwhile, `-f` reconnects to the next agentd
+//! ([`super::reconnect`]) and goes on from the offset it had reached, so no
+//! byte is shown twice or missed.
 
-use crate::{GlobalOpts, connect};
-use agentd_proto::Client;
+use super::reconnect::Reconnecting;
+use crate::GlobalOpts;
 use agentd_proto::methods::{IdParams, JobGet, JobOutput, OutputParams, OutputResult};
 use clap::Args;
 use std::io::Write;
@@ -44,15 +47,16 @@ pub struct LogsArgs {
 
 /// Prints the output.
 ///
-/// Errors: no daemon; an unknown or ambiguous id; writing stdout failed.
+/// Errors: no daemon; an unknown or ambiguous id; writing stdout failed;
+/// agentd went away and did not come back within 30 s.
 pub async fn run(global: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let client = connect::connect(&global.socket_path()).await?;
+    let mut client = Reconnecting::connect(global.socket_path()).await?;
     // Resolve the prefix once, so the follow loop asks by full id.
     let id = client.call::<JobGet>(&IdParams { id: args.id }).await?.id;
     let mut out = std::io::stdout().lock();
     let mut offset = 0;
     if let Some(n) = args.tail {
-        let (text, end) = tail_lines(&client, &id, n).await?;
+        let (text, end) = tail_lines(&mut client, &id, n).await?;
         out.write_all(text.as_bytes())?;
         out.flush()?;
         if !args.follow {
@@ -88,7 +92,7 @@ pub async fn run(global: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode
 /// A final line without a newline counts as a line.
 ///
 /// Errors: the daemon's.
-async fn tail_lines(client: &Client, id: &str, n: u64) -> anyhow::Result<(String, u64)> {
+async fn tail_lines(client: &mut Reconnecting, id: &str, n: u64) -> anyhow::Result<(String, u64)> {
     let first = (n.saturating_mul(BYTES_PER_LINE)).clamp(64 * 1024, CHUNK);
     let OutputResult {
         data: mut text,

@@ -16,6 +16,7 @@ pub mod kill;
 pub mod logs;
 pub mod notifications;
 pub mod output;
+pub mod reconnect;
 pub mod run;
 pub mod show;
 pub mod wait;

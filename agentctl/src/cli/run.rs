@@ -4,6 +4,7 @@
 //! The job gets this shell's environment (with `--env` laid over it) and
 //! working directory, so it behaves as if typed here.
 
+use super::reconnect::Reconnecting;
 use super::{output, wait};
 use crate::{GlobalOpts, connect};
 use agentd_proto::methods::{JobSubmit, SubmitParams};
@@ -105,7 +106,9 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
         label: args.label.clone(),
         tail_bytes: None,
     };
-    let client = connect::connect(&global.socket_path()).await?;
+    let socket = global.socket_path();
+    let client = connect::connect(&socket).await?;
+    // Not re-issued when agentd goes away: the job might be submitted twice.
     let job = client.call::<JobSubmit>(&params).await?;
     {
         let mut out = std::io::stdout().lock();
@@ -115,7 +118,8 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
     if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let code = wait::wait_for(&client, vec![job], None, output::stderr_is_terminal()).await?;
+    let mut client = Reconnecting::new(socket, client);
+    let code = wait::wait_for(&mut client, vec![job], None, output::stderr_is_terminal()).await?;
     Ok(ExitCode::from(code))
 }
 

@@ -5,12 +5,16 @@
 //! given, whose code is not 0 (0 when all succeeded). One line per job goes
 //! to stderr as it finishes; a spinner with the elapsed time shows while
 //! waiting when stderr is a terminal.
+//!
+//! When agentd goes away while a job is waited for (killed, stopped,
+//! restarted), the wait reconnects and asks the next agentd
+//! ([`super::reconnect`]): the job runs on under its shim.
 
+use super::reconnect::Reconnecting;
 use super::{exit, output};
-use crate::{GlobalOpts, connect};
+use crate::GlobalOpts;
+use agentd_proto::Job;
 use agentd_proto::methods::{IdParams, JobGet, JobWait, WaitParams};
-use agentd_proto::{Client, Job};
-use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -56,14 +60,20 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 /// Waits for the jobs and returns the exit code.
 ///
 /// Errors: no daemon; an unknown or ambiguous id (checked for every id
-/// before waiting); the daemon stopped before a job finished.
+/// before waiting); agentd went away and did not come back within 30 s.
 pub async fn run(global: &GlobalOpts, args: WaitArgs) -> anyhow::Result<ExitCode> {
-    let client = connect::connect(&global.socket_path()).await?;
+    let mut client = Reconnecting::connect(global.socket_path()).await?;
     let mut jobs = Vec::with_capacity(args.ids.len());
     for id in &args.ids {
         jobs.push(client.call::<JobGet>(&IdParams { id: id.clone() }).await?);
     }
-    let code = wait_for(&client, jobs, args.timeout, output::stderr_is_terminal()).await?;
+    let code = wait_for(
+        &mut client,
+        jobs,
+        args.timeout,
+        output::stderr_is_terminal(),
+    )
+    .await?;
     Ok(ExitCode::from(code))
 }
 
@@ -72,10 +82,13 @@ pub async fn run(global: &GlobalOpts, args: WaitArgs) -> anyhow::Result<ExitCode
 /// exit code (the last non-zero one of the jobs, in order). `spinner` shows
 /// a spinner on stderr while waiting.
 ///
-/// Errors: the connection failed, or the daemon returned a job unfinished
-/// before the deadline (it is shutting down).
+/// When agentd goes away meanwhile (the connection closes, it answers
+/// "shutting down", or it returns a job unfinished before the deadline
+/// because it is stopping), waits on through the next agentd.
+///
+/// Errors: agentd's error reply; agentd did not come back within 30 s.
 pub async fn wait_for(
-    client: &Client,
+    client: &mut Reconnecting,
     jobs: Vec<Job>,
     timeout: Option<f64>,
     spinner: bool,
@@ -91,6 +104,7 @@ pub async fn wait_for(
     } else {
         ProgressBar::hidden()
     };
+    client.set_bar(bar.clone());
     let total = jobs.len();
     let mut code = 0;
     for (i, job) in jobs.into_iter().enumerate() {
@@ -104,29 +118,32 @@ pub async fn wait_for(
             job.short_id,
             output::one_line(&job.command)
         ));
-        let timeout_secs =
-            deadline.map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64());
-        let result = client
-            .call::<JobWait>(&WaitParams {
+        let done = loop {
+            let timeout_secs =
+                deadline.map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64());
+            let params = WaitParams {
                 id: job.id.clone(),
                 timeout_secs,
-            })
-            .await;
-        let done = match result {
-            Ok(done) => done,
-            Err(e) => {
+            };
+            let done = match client.call::<JobWait>(&params).await {
+                Ok(done) => done,
+                Err(e) => {
+                    bar.finish_and_clear();
+                    return Err(e);
+                }
+            };
+            // Unfinished before our deadline: agentd is shutting down.
+            if done.state.is_finished() || deadline.is_some_and(|d| Instant::now() >= d) {
+                break done;
+            }
+            if let Err(e) = client
+                .reconnect("agentd stopped (it answered before the job finished)")
+                .await
+            {
                 bar.finish_and_clear();
-                return Err(e.into());
+                return Err(e);
             }
         };
-        // Unfinished before our deadline: the daemon is shutting down.
-        if !done.state.is_finished() && deadline.is_none_or(|d| Instant::now() < d) {
-            bar.finish_and_clear();
-            bail!(
-                "agentd stopped waiting before job {} finished (is it shutting down?)",
-                done.short_id
-            );
-        }
         let job_code = exit::job_exit_code(&done);
         let line = summary(&done);
         bar.suspend(|| eprintln!("{line}"));
