@@ -786,3 +786,83 @@ fn wait_exits_1_and_says_lost_when_a_jobs_shim_is_killed() {
     // logs -f ends too: a lost job's output is complete.
     assert!(follower.wait().unwrap().success());
 }
+
+/// A copy of agentctl alone in a directory of its own (no agentd beside
+/// it), and a command running it in `env` with auto-start on and `PATH`
+/// set to `path`.
+fn lone_agentctl(env: &TestEnv, path: &str) -> std::process::Command {
+    let dir = env.root().join("lone");
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("agentctl");
+    if !copy.exists() {
+        std::fs::copy(agentd_tests::bin("agentctl"), &copy).unwrap();
+    }
+    let mut cmd = env.command(copy);
+    cmd.env_remove("AGENTCTL_NO_AUTOSTART").env("PATH", path);
+    cmd
+}
+
+#[test]
+fn auto_start_finds_agentd_on_path_when_it_is_not_next_to_agentctl() {
+    let env = TestEnv::new();
+    let agentd = agentd_tests::bin("agentd");
+    let path = format!("{}:/usr/bin:/bin", agentd.parent().unwrap().display());
+    let (code, out, err) = run(lone_agentctl(&env, &path).args(["run", "--wait", "--", "echo hi"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ok(&env, &["logs", &short_id(&out)]), "hi\n");
+    let info: Value = serde_json::from_str(&ok(&env, &["daemon", "status", "--json"])).unwrap();
+    let exe = std::fs::read_link(format!("/proc/{}/exe", info["pid"])).unwrap();
+    assert_eq!(
+        exe,
+        agentd.canonicalize().unwrap(),
+        "the agentd found on PATH"
+    );
+    assert_eq!(agentctl(&env, &["daemon", "stop"]).0, 0);
+}
+
+#[test]
+fn auto_start_without_any_agentd_says_where_it_looked_in_one_line() {
+    let env = TestEnv::new();
+    let empty = env.root().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, out, err) = run(lone_agentctl(&env, &empty.display().to_string()).args(["jobs"]));
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let beside = env.root().join("lone/agentd");
+    assert!(
+        err.starts_with("agentctl: error: cannot start agentd: no agentd next to agentctl")
+            && err.contains(&format!("({})", beside.display()))
+            && err.contains("nor on PATH")
+            && err.contains("install agentd"),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+}
+
+#[test]
+fn auto_start_of_an_agentd_that_exits_at_once_names_its_log() {
+    let env = TestEnv::new();
+    let fake = env.root().join("fake-bin");
+    std::fs::create_dir(&fake).unwrap();
+    let script = fake.join("agentd");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'fake agentd: cannot open the store' >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    let (code, out, err) = run(lone_agentctl(&env, &path).args(["jobs"]));
+    assert_eq!((code, out.as_str()), (1, ""));
+    let log = env.state_dir.join("agentd.log");
+    assert!(
+        err.starts_with(&format!(
+            "agentctl: error: {} exited (exit status: 3) before it was ready; see its log {}",
+            script.display(),
+            log.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("fake agentd: cannot open the store"), "{err}");
+}
