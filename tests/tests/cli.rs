@@ -866,3 +866,127 @@ fn auto_start_of_an_agentd_that_exits_at_once_names_its_log() {
     );
     assert!(err.contains("fake agentd: cannot open the store"), "{err}");
 }
+
+/// `text` without ANSI SGR sequences (`ESC [ … m`).
+fn strip_sgr(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        rest = tail.find('m').map_or("", |m| &tail[m + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `agentctl ARGS` on a pseudo-terminal `cols` columns wide (util-linux
+/// `script`), `NO_COLOR` as given; what it wrote there, lines ending in
+/// `\n`. `None` when `script` is not installed.
+fn on_terminal(env: &TestEnv, cols: u16, args: &str, no_color: Option<&str>) -> Option<String> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: util-linux `script` (for a pseudo-terminal) is not installed");
+        return None;
+    }
+    // `exec`, so that no shell stays in the terminal's foreground group.
+    let inner = format!(
+        "stty cols {cols} rows 20; exec {} {args}",
+        agentd_tests::bin("agentctl").display()
+    );
+    let mut cmd = env.command("script");
+    cmd.args(["-qfec", &inner, "/dev/null"])
+        .env("TERM", "xterm");
+    match no_color {
+        Some(v) => cmd.env("NO_COLOR", v),
+        None => cmd.env_remove("NO_COLOR"),
+    };
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "agentctl {args} on a terminal: {out}{err}");
+    Some(out.replace("\r\n", "\n"))
+}
+
+#[test]
+fn state_colours_only_on_a_terminal_without_no_color_and_command_cut_to_its_width() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon();
+    let failed = submit_wait(&env, &["--", "exit 3"], 3);
+    let gate = fifo(&env, "gate");
+    let long = format!(
+        "{}; echo a command far too long to fit on one line of a terminal sixty columns wide",
+        blocked_on(&gate)
+    );
+    let live = submit(&env, &["--", &long]);
+
+    // Piped, even without NO_COLOR: no colour, nothing cut.
+    let (code, out, err) = run(env
+        .agentctl()
+        .env_remove("NO_COLOR")
+        .args(["jobs", "--all"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(out.contains(&long), "{out}");
+    let (_, _, err) = run(env
+        .agentctl()
+        .env_remove("NO_COLOR")
+        .args(["wait", &failed]));
+    assert!(
+        err.contains("failed (exit 3)") && !err.contains('\x1b'),
+        "{err:?}"
+    );
+
+    // On a terminal: states coloured, every line within its 60 columns.
+    let Some(tty) = on_terminal(&env, 60, "jobs --all", None) else {
+        return release(&gate);
+    };
+    assert!(tty.contains("\x1b[36mrunning\x1b[0m"), "{tty:?}");
+    assert!(tty.contains("\x1b[31mfailed\x1b[0m"), "{tty:?}");
+    let plain = strip_sgr(&tty);
+    for line in plain.lines() {
+        assert!(line.chars().count() <= 60, "{line:?} is wider than 60");
+    }
+    let row = plain.lines().find(|l| l.starts_with(&live)).unwrap();
+    assert_eq!(row.chars().count(), 60, "COMMAND fills the width: {row:?}");
+    assert!(row.ends_with('…'), "{row:?}");
+    assert!(row.contains(&blocked_on(&gate)[..5]), "{row:?}");
+
+    // NO_COLOR on a terminal: none.
+    let tty = on_terminal(&env, 60, "jobs --all", Some("1")).unwrap();
+    assert!(!tty.contains('\x1b'), "{tty:?}");
+    assert!(tty.contains(&live) && tty.contains("running"), "{tty}");
+    release(&gate);
+}
+
+#[test]
+fn on_a_narrow_terminal_jobs_leaves_out_columns_rather_than_wrapping() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon();
+    let gate = fifo(&env, "gate");
+    let live = submit(&env, &["--", &blocked_on(&gate)]);
+    let Some(tty) = on_terminal(&env, 40, "jobs", Some("1")) else {
+        return release(&gate);
+    };
+    let mut lines = tty.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "STATE", "EXIT", "COMMAND"], "{tty}");
+    let row = lines.next().unwrap();
+    assert_eq!(row.chars().count(), 40, "{row:?}");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[..4],
+        [live.as_str(), "running", "-", "read"],
+        "{row:?}"
+    );
+    assert!(row.ends_with('…'), "{row:?}");
+    // At 80 columns every column is there.
+    let tty = on_terminal(&env, 80, "jobs", Some("1")).unwrap();
+    let header: Vec<&str> = tty.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header.len(), 7, "{tty}");
+    for line in tty.lines() {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+    release(&gate);
+}

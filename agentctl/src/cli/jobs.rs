@@ -83,9 +83,20 @@ pub async fn run(global: &GlobalOpts, args: JobsArgs) -> anyhow::Result<ExitCode
 const HEADERS: [&str; 7] = [
     "ID", "STATE", "EXIT", "STARTED", "DURATION", "SESSION", "COMMAND",
 ];
+/// Index of the COMMAND column, the last.
+const COMMAND: usize = 6;
+/// The columns left out, in this order, while the terminal is too narrow
+/// for the others and [`MIN_COMMAND`] columns of COMMAND: STARTED,
+/// SESSION, DURATION, EXIT. ID and STATE always stay.
+const DROP_ORDER: [usize; 4] = [3, 5, 4, 2];
+/// The COMMAND width below which another column is left out.
+const MIN_COMMAND: usize = 10;
 
 /// The table, one line per job under a header line. Columns are padded to
-/// their widest cell; COMMAND is cut to fit `width` when given.
+/// their widest cell. With a terminal `width`, no line is wider: columns
+/// are left out in [`DROP_ORDER`] until COMMAND gets at least
+/// [`MIN_COMMAND`] columns, and COMMAND is cut (ending in `…`) to what is
+/// left; narrower than ID and STATE themselves, lines wrap.
 pub fn table(jobs: &[Job], color: bool, width: Option<usize>) -> String {
     let rows: Vec<[String; 7]> = jobs.iter().map(row).collect();
     let mut widths = HEADERS.map(|h| h.chars().count());
@@ -94,28 +105,47 @@ pub fn table(jobs: &[Job], color: bool, width: Option<usize>) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    // Everything left of COMMAND, with two spaces between columns.
-    let used: usize = widths[..6].iter().map(|w| w + 2).sum();
-    let command_width = width.map(|w| w.saturating_sub(used).max(10));
+    let mut shown = [true; 7];
+    // Everything left of COMMAND that is shown, with two spaces after each.
+    let used = |shown: &[bool; 7]| -> usize {
+        (0..COMMAND)
+            .filter(|&i| shown[i])
+            .map(|i| widths[i] + 2)
+            .sum()
+    };
+    if let Some(w) = width {
+        for col in DROP_ORDER {
+            if used(&shown) + MIN_COMMAND <= w {
+                break;
+            }
+            shown[col] = false;
+        }
+    }
+    let command_width = width.map(|w| w.saturating_sub(used(&shown)));
     let mut text = String::new();
     let line = |text: &mut String, cells: &[String; 7], state: Option<JobState>| {
+        let mut line = String::new();
         for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 6 {
+            if !shown[i] {
+                continue;
+            }
+            if i == COMMAND {
                 match command_width {
-                    Some(cw) => text.push_str(&output::truncate(cell, cw)),
-                    None => text.push_str(cell),
+                    Some(cw) => line.push_str(&output::truncate(cell, cw)),
+                    None => line.push_str(cell),
                 }
                 break;
             }
             let padded = format!("{cell:<w$}  ");
             match (i, state) {
                 (1, Some(state)) => {
-                    text.push_str(&output::paint(state, cell, color));
-                    text.push_str(&padded[cell.len()..]);
+                    line.push_str(&output::paint(state, cell, color));
+                    line.push_str(&padded[cell.len()..]);
                 }
-                _ => text.push_str(&padded),
+                _ => line.push_str(&padded),
             }
         }
+        text.push_str(line.trim_end_matches(' '));
         text.push('\n');
     };
     line(&mut text, &HEADERS.map(str::to_string), None);
