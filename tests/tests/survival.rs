@@ -527,3 +527,126 @@ async fn a_job_whose_start_was_not_yet_recorded_at_a_crash_is_not_started_twice(
     }
     assert_eq!(pending(&c).await.len(), 2);
 }
+
+/// A process that is not agentd's, in its own process group, with SIGTERM,
+/// SIGINT and SIGHUP blocked so that any of them sent to it stays pending
+/// where `/proc` shows it. Killed when dropped.
+struct Stranger(std::process::Child);
+
+impl Stranger {
+    fn start() -> Stranger {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let script = "import signal, sys, time\n\
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})\n\
+            print('ready', flush=True)\n\
+            time.sleep(600)\n";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        Stranger(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Its start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+    fn start_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        fields[19].parse().unwrap()
+    }
+
+    /// Asserts it is alive and no signal was sent to it: none pending (the
+    /// ones agentd sends are blocked or fatal).
+    fn assert_untouched(&self) {
+        let pid = self.pid();
+        assert!(is_alive(pid), "process {pid} was killed");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        for key in ["SigPnd:", "ShdPnd:"] {
+            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+            assert!(
+                line.trim_end().ends_with("0000000000000000"),
+                "process {pid} was signalled: {line}"
+            );
+        }
+    }
+}
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_reused_shim_pid_makes_the_job_lost_and_its_new_owner_is_not_signalled() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let job = submit(&c, "echo started; sleep 300", None).await;
+    wait_for_output(&c, &job.id, "started").await;
+    drop(c);
+    daemon.kill9();
+    // As if, while no agentd ran, the shim had exited and its pid (and the
+    // job's process group id) had been handed to an unrelated process: the
+    // database records that process's pid with the start time of the
+    // earlier holder of the pid.
+    let stranger = Stranger::start();
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute('UPDATE jobs SET shim_pid=?, pid=?, shim_start=? WHERE id=?', \
+             (int(sys.argv[2]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])); c.commit()",
+        ])
+        .arg(env.state_dir.join("agentd.db"))
+        .arg(stranger.pid().to_string())
+        .arg((stranger.start_ticks() - 1).to_string())
+        .arg(&job.id)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let got = get(&c, &job.id).await;
+    assert_eq!(got.state, JobState::Lost, "not adopted: {got:?}");
+    let notes = pending(&c).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].state, JobState::Lost);
+    // Neither killing the lost job nor a shutdown that kills every job
+    // touches the process that holds the recorded pid now.
+    let killed = c
+        .call::<JobKill>(&KillParams {
+            id: job.id.clone(),
+            signal: Some("KILL".into()),
+            grace_secs: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(killed.state, JobState::Lost);
+    c.call::<DaemonShutdown>(&ShutdownParams {
+        jobs: Some(ShutdownJobs::Kill),
+    })
+    .await
+    .unwrap();
+    assert!(daemon.wait().success());
+    stranger.assert_untouched();
+}

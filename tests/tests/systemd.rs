@@ -1,7 +1,8 @@
 //! agentd under systemd: socket activation (the listening socket taken from
-//! `LISTEN_FDS`, never unlinked), `READY=1` on `NOTIFY_SOCKET`, and the
-//! shipped units as `systemd-analyze verify` sees them, both as they are in
-//! `systemd/` and as `agentctl daemon install-service` writes them.
+//! `LISTEN_FDS`, never unlinked), `READY=1` and `STOPPING=1` on
+//! `NOTIFY_SOCKET`, and the shipped units as `systemd-analyze verify` sees
+//! them, both as they are in `systemd/` and as `agentctl daemon
+//! install-service` writes them.
 //!
 //! These use Debian's `systemd-socket-activate` and `systemd-analyze`
 //! (package `systemd`; `.ci/run` installs it when missing). Without them a
@@ -34,19 +35,7 @@ fn skip(why: &str) {
 /// Receives datagrams on `notify` until one contains `READY=1`; panics
 /// after 30 s.
 fn wait_ready(notify: &UnixDatagram) -> String {
-    notify
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = notify
-            .recv(&mut buf)
-            .expect("no READY=1 on NOTIFY_SOCKET within 30 s");
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if msg.lines().any(|l| l == "READY=1") {
-            return msg;
-        }
-    }
+    wait_state(notify, "READY=1")
 }
 
 #[tokio::test]
@@ -239,4 +228,73 @@ fn install_service_writes_units_that_verify_and_prints_how_to_enable_them() {
     assert!(stdout.contains("loginctl enable-linger $USER"), "{stdout}");
     let units = [dir.join("agentd.socket"), dir.join("agentd.service")];
     assert_verified(verify(&env, &units));
+}
+
+/// The datagrams already waiting on `notify`, without blocking.
+fn pending_messages(notify: &UnixDatagram) -> Vec<String> {
+    notify.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut messages = Vec::new();
+    while let Ok(n) = notify.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    notify.set_nonblocking(false).unwrap();
+    messages
+}
+
+/// Receives datagrams on `notify` until one has the line `state`; panics
+/// after 30 s.
+fn wait_state(notify: &UnixDatagram, state: &str) -> String {
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {state} on NOTIFY_SOCKET within 30 s: {e}"));
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.lines().any(|l| l == state) {
+            return msg;
+        }
+    }
+}
+
+#[tokio::test]
+async fn agentd_tells_systemd_stopping_on_shutdown_and_on_sigterm() {
+    for how in ["daemon.shutdown", "SIGTERM"] {
+        let env = TestEnv::new();
+        let notify_path = env.root().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        let daemon = env.start_daemon_with(|cmd| {
+            cmd.env("NOTIFY_SOCKET", &notify_path);
+        });
+        let notify = tokio::task::spawn_blocking(move || {
+            wait_ready(&notify);
+            notify
+        })
+        .await
+        .unwrap();
+        let client = daemon.client().await;
+        client.call::<DaemonInfo>(&Empty {}).await.unwrap();
+        let early = pending_messages(&notify);
+        assert!(
+            !early.iter().any(|m| m.lines().any(|l| l == "STOPPING=1")),
+            "{how}: STOPPING=1 before any stop: {early:?}"
+        );
+        match how {
+            "SIGTERM" => daemon.terminate(),
+            _ => {
+                client
+                    .call::<DaemonShutdown>(&ShutdownParams::default())
+                    .await
+                    .unwrap();
+            }
+        }
+        let msg = tokio::task::spawn_blocking(move || wait_state(&notify, "STOPPING=1"))
+            .await
+            .unwrap();
+        assert!(msg.contains("STOPPING=1"), "{how}: {msg}");
+        assert!(daemon.wait().success(), "{how}");
+    }
 }
