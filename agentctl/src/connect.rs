@@ -17,10 +17,15 @@ pub const NO_AUTOSTART_ENV: &str = "AGENTCTL_NO_AUTOSTART";
 /// How long to wait for an auto-started daemon to report ready.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The socket path: `--socket`, else `AGENTD_SOCKET` (clap reads both into
-/// `flag`), else the default.
+/// The socket path: `flag` (`--socket`), else `AGENTD_SOCKET` when set and
+/// not empty, else the default.
 pub fn socket_path(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
+        .or_else(|| {
+            std::env::var_os(paths::SOCKET_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(paths::default_socket_path)
 }
 

@@ -31,8 +31,12 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalOpts {
-    /// agentd's socket [default: $XDG_RUNTIME_DIR/agentd/agentd.sock]
-    #[arg(long, global = true, env = agentd_proto::paths::SOCKET_ENV, value_name = "PATH")]
+    /// agentd's socket [env: AGENTD_SOCKET] [default:
+    /// $XDG_RUNTIME_DIR/agentd/agentd.sock]
+    // AGENTD_SOCKET is read by `connect::socket_path`, not by clap's `env`:
+    // clap counts a value from the environment as given on the command
+    // line, so usage errors would show `--socket <PATH>` as if required.
+    #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 }
 

@@ -517,13 +517,33 @@ fn no_daemon_and_no_autostart_is_a_one_line_error_naming_the_socket() {
         assert!(err.starts_with("agentctl: error: "), "{err}");
         assert!(err.contains(&env.socket.display().to_string()), "{err}");
     }
-    let (code, _, err) = agentctl(&env, &["daemon", "status"]);
-    assert_eq!(code, 1, "status without a daemon fails");
-    assert!(err.contains(&env.socket.display().to_string()), "{err}");
+    let (code, out, err) = agentctl(&env, &["daemon", "status"]);
     assert_eq!(
-        agentctl(&env, &["daemon", "stop"]).0,
-        0,
-        "stop is idempotent"
+        (code, out.as_str()),
+        (1, ""),
+        "status without a daemon fails"
+    );
+    assert_eq!(
+        err,
+        format!(
+            "agentctl: no agentd is running on {} (start one with `agentctl daemon start` or `agentd`)\n",
+            env.socket.display()
+        )
+    );
+    // --socket wins over AGENTD_SOCKET.
+    let (_, _, err) = agentctl(
+        &env,
+        &["--socket", "/nonexistent/a.sock", "daemon", "status"],
+    );
+    assert!(err.contains("running on /nonexistent/a.sock "), "{err}");
+    let (code, _, err) = agentctl(&env, &["daemon", "stop"]);
+    assert_eq!(code, 0, "stop is idempotent");
+    assert_eq!(
+        err,
+        format!(
+            "agentctl: no agentd is running on {}; nothing to stop\n",
+            env.socket.display()
+        )
     );
     assert!(!env.socket.exists(), "status and stop never start a daemon");
 }
@@ -617,6 +637,11 @@ fn usage_errors_exit_2() {
         let (code, _, err) = agentctl(&env, args);
         assert_eq!(code, 2, "{args:?}: {err}");
     }
+    // AGENTD_SOCKET (set here) does not make --socket look given or
+    // required in the usage line.
+    let (_, _, err) = agentctl(&env, &["wait"]);
+    let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert_eq!(usage, "Usage: agentctl wait <ID>...", "{err}");
     let (code, out, _) = agentctl(&env, &["run", "--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("Examples:"), "{out}");

@@ -91,7 +91,7 @@ pub async fn run(global: &GlobalOpts, args: DaemonArgs) -> anyhow::Result<ExitCo
             if let Ok(client) = connect::connect_existing(&socket).await {
                 let info = client.call::<DaemonInfo>(&Empty {}).await?;
                 eprintln!(
-                    "agentd is already running (pid {}) on {}",
+                    "agentctl: agentd is already running (pid {}) on {}",
                     info.pid, info.socket
                 );
                 return Ok(ExitCode::SUCCESS);
@@ -100,7 +100,7 @@ pub async fn run(global: &GlobalOpts, args: DaemonArgs) -> anyhow::Result<ExitCo
             let client = connect::connect_existing(&socket).await?;
             let info = client.call::<DaemonInfo>(&Empty {}).await?;
             eprintln!(
-                "agentd started (pid {}) on {}; log: {}",
+                "agentctl: agentd started (pid {}) on {}; log: {}",
                 info.pid,
                 info.socket,
                 connect::daemon_log_path()?.display()
@@ -109,7 +109,10 @@ pub async fn run(global: &GlobalOpts, args: DaemonArgs) -> anyhow::Result<ExitCo
         }
         DaemonCommand::Stop { kill_jobs } => {
             let Ok(client) = connect::connect_existing(&socket).await else {
-                eprintln!("agentd is not running on {}", socket.display());
+                eprintln!(
+                    "agentctl: no agentd is running on {}; nothing to stop",
+                    socket.display()
+                );
                 return Ok(ExitCode::SUCCESS);
             };
             let info = client.call::<DaemonInfo>(&Empty {}).await?;
@@ -127,14 +130,16 @@ pub async fn run(global: &GlobalOpts, args: DaemonArgs) -> anyhow::Result<ExitCo
                         STOP_TIMEOUT.as_secs()
                     )
                 })?;
-            eprintln!("agentd (pid {}) stopped", info.pid);
+            eprintln!("agentctl: agentd (pid {}) stopped", info.pid);
             Ok(ExitCode::SUCCESS)
         }
         DaemonCommand::Status { json } => {
             let info = match connect::connect_existing(&socket).await {
                 Ok(client) => client.call::<DaemonInfo>(&Empty {}).await?,
+                // Not running is the answer, not a failure of the command:
+                // one line, and exit 1 as `systemctl status` does.
                 Err(e) => {
-                    eprintln!("{e:#}");
+                    eprintln!("agentctl: {e:#}");
                     return Ok(ExitCode::FAILURE);
                 }
             };
