@@ -148,12 +148,14 @@ impl Reconnecting {
                 outage.backoff = (outage.backoff * 2).min(MAX_BACKOFF);
             }
             first = false;
-            match attempt(&self.socket, autostart).await {
-                Ok(client) => {
+            let left = outage.deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, attempt(&self.socket, autostart)).await {
+                Ok(Ok(client)) => {
                     self.client = client;
                     return Ok(());
                 }
-                Err(e) => last_error = format!("{e:#}"),
+                Ok(Err(e)) => last_error = format!("{e:#}"),
+                Err(_) => last_error = "starting agentd took too long".into(),
             }
         }
     }
@@ -238,5 +240,37 @@ impl SocketWatch {
             }
         };
         let _ = tokio::time::timeout(timeout, appeared).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_daemon_going_away_is_worth_a_retry() {
+        assert!(is_gone(&ClientError::Closed));
+        assert!(is_gone(&ClientError::Io(
+            std::io::ErrorKind::BrokenPipe.into()
+        )));
+        let rpc = |code| ClientError::Rpc(agentd_proto::RpcError::new(code, "x"));
+        assert!(is_gone(&rpc(codes::SHUTTING_DOWN)));
+        assert!(!is_gone(&rpc(codes::JOB_NOT_FOUND)));
+    }
+
+    #[tokio::test]
+    async fn the_watch_wakes_when_the_socket_file_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agentd.sock");
+        let watch = SocketWatch::new(&socket);
+        assert!(watch.fd.is_some(), "inotify is available");
+        std::fs::write(dir.path().join("other"), "").unwrap();
+        std::fs::write(&socket, "").unwrap();
+        let started = Instant::now();
+        watch.wait(Duration::from_secs(60)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "woken by the event"
+        );
     }
 }
