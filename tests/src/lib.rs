@@ -309,3 +309,38 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The parent of `pid` (for a job, its shim), from `/proc/<pid>/stat`.
+///
+/// Panics when the process does not exist.
+pub fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("no process {pid}: {e}"));
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("malformed /proc/{pid}/stat: {stat}"))
+}
+
+/// Waits, through a pidfd (no polling), until process `pid` has exited;
+/// returns at once if it is gone already.
+///
+/// Panics when it is still running after 60 s.
+pub async fn wait_gone(pid: u32) {
+    let p = rustix::process::Pid::from_raw(pid as i32).expect("a pid is positive");
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::NONBLOCK) else {
+        return; // gone already
+    };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and names the
+    // same pidfd until the AsyncFd is dropped.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.into_parts().1)
+    .expect("registering a pidfd with tokio");
+    tokio::time::timeout(std::time::Duration::from_secs(60), fd.readable())
+        .await
+        .unwrap_or_else(|_| panic!("process {pid} did not exit within 60 s"))
+        .expect("waiting on a pidfd")
+        .retain_ready();
+    assert!(!is_alive(pid), "process {pid} is still alive");
+}

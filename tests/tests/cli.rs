@@ -5,7 +5,7 @@
 //! Jobs that must still be running when the test looks block on a FIFO the
 //! test opens when it is ready, never on a timer.
 
-use agentd_tests::{TestEnv, run};
+use agentd_tests::{TestEnv, parent_of, run};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -768,19 +768,6 @@ fn run_wait_and_logs_follow_auto_start_agentd_again_after_it_stops() {
     // The daemon they started serves the job's full record.
     assert_eq!(ok(&env, &["logs", &id]), "a\nb\n");
     assert_eq!(job(&env, &id)["exit_code"], 6);
-}
-
-/// The parent of `pid` (for a job, its shim), from `/proc/<pid>/stat`.
-fn parent_of(pid: u32) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[test]

@@ -5,8 +5,7 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState};
-use agentd_tests::{TestEnv, is_alive};
-use std::time::Duration;
+use agentd_tests::{TestEnv, is_alive, wait_gone};
 
 async fn submit(c: &Client, command: &str) -> Job {
     c.call::<JobSubmit>(&SubmitParams {
@@ -59,26 +58,6 @@ fn spawner_of(daemon: u32) -> Option<u32> {
                 });
             cmdline == b"agentd\0spawner\0" && ppid == Some(daemon)
         })
-}
-
-/// Waits, through a pidfd (no polling), until process `pid` has exited.
-async fn wait_gone(pid: u32) {
-    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
-    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::NONBLOCK) else {
-        return; // gone already
-    };
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and names the
-    // same pidfd until the AsyncFd is dropped.
-    let fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-    }
-    .map_err(|e| e.into_parts().1)
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(60), fd.readable())
-        .await
-        .unwrap_or_else(|_| panic!("process {pid} did not exit within 60 s"))
-        .unwrap()
-        .retain_ready();
 }
 
 /// A signal's bit in a `/proc/PID/status` mask.

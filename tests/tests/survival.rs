@@ -6,7 +6,7 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState, Notification};
-use agentd_tests::{TestEnv, group_members, is_alive};
+use agentd_tests::{TestEnv, group_members, is_alive, parent_of, wait_gone};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -87,41 +87,6 @@ fn mkfifo(path: &Path) {
         0,
     )
     .unwrap();
-}
-
-/// The parent of `pid` (for a job, its shim), from `/proc/<pid>/stat`.
-fn parent_of(pid: u32) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Waits, through a pidfd (no polling), until process `pid` has exited; it
-/// need not be our child.
-async fn wait_gone(pid: u32) {
-    let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
-    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::NONBLOCK) else {
-        return; // gone already
-    };
-    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and names the
-    // same pidfd until the AsyncFd is dropped.
-    let fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-    }
-    .map_err(|e| e.into_parts().1)
-    .unwrap();
-    tokio::time::timeout(Duration::from_secs(60), fd.readable())
-        .await
-        .unwrap_or_else(|_| panic!("process {pid} did not exit within 60 s"))
-        .unwrap()
-        .retain_ready();
-    assert!(!is_alive(pid));
 }
 
 /// Five jobs that print a line, block on their own FIFO, then print what
