@@ -12,9 +12,9 @@
 //!    socket) and its stderr at the job's output log, opened for appending;
 //! 4. writes its own pid and start time to `shim` in the job's directory,
 //!    which names it to an agentd that crashed before recording the start;
-//! 5. spawns `/bin/sh -c COMMAND` in the job's cwd and environment, in a new
-//!    process group (pgid = its pid), stdin `/dev/null`, stdout and stderr
-//!    the output log;
+//! 5. changes to the job's cwd and forks `/bin/sh -c COMMAND` in the job's
+//!    environment, in a new process group (pgid = its pid), stdin
+//!    `/dev/null`, stdout and stderr the output log;
 //! 6. writes the job's pid as one decimal line to the spawner's pipe;
 //! 7. reaps every child until the job's leader exits;
 //! 8. writes the leader's exit status durably to `exit.json` in the job's
@@ -33,11 +33,13 @@ use crate::timefmt;
 use nix::sys::signal::{SigHandler, Signal, signal};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::process::WaitOptions;
+use nix::unistd::{ForkResult, Pid as NixPid, setpgid};
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Instant;
 
 /// Exit status of a shim that could not spawn the job (as a shell's "cannot
@@ -75,24 +77,20 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
         }
     };
     write_identity(&request.dir);
+    // The shim's own cwd is the job's, which the job inherits; a cwd that
+    // vanished since the submit is a job that could not be started.
+    if let Err(e) = std::env::set_current_dir(&request.cwd) {
+        eprintln!(
+            "agentd: cannot start the job: cannot run /bin/sh in {}: {e}",
+            request.cwd.display()
+        );
+        return SPAWN_FAILED;
+    }
     let started = Instant::now();
-    let child = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(&request.command)
-        .current_dir(&request.cwd)
-        .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn();
-    let leader = match child {
-        Ok(child) => child.id(),
+    let leader = match start_job(request, &log) {
+        Ok(pid) => pid,
         Err(e) => {
-            eprintln!(
-                "agentd: cannot start the job: cannot run /bin/sh in {}: {e}",
-                request.cwd.display()
-            );
+            eprintln!("agentd: cannot start the job: cannot fork /bin/sh: {e}");
             return SPAWN_FAILED;
         }
     };
@@ -114,6 +112,64 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
                 request.dir.display()
             );
             1
+        }
+    }
+}
+
+/// Forks `/bin/sh -c COMMAND` as the leader of a new process group, with
+/// stdout the output log, the job's environment (the shim's with the
+/// request's `env` laid over it), SIGPIPE at its default and, like
+/// everything here, no signal blocked; returns its pid at once.
+///
+/// By hand rather than with `std::process::Command`, which waits until the
+/// child has `exec`'d to learn whether it could: that wait sat on every
+/// job's start, and so on agentd's reply to `job.submit`. What can fail
+/// in the child (the `exec` of `/bin/sh`, practically never) is written to
+/// the output log and ends the job with exit status 127, as a shell does.
+///
+/// Errors: the arguments hold a NUL (agentd refuses those at submit) or
+/// `fork` fails.
+fn start_job(request: &Request, log: &OwnedFd) -> std::io::Result<u32> {
+    let nul = |_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL byte");
+    let argv = [
+        CString::new("/bin/sh").map_err(nul)?,
+        CString::new("-c").map_err(nul)?,
+        CString::new(request.command.as_bytes()).map_err(nul)?,
+    ];
+    let mut vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    vars.extend(request.env.iter().cloned());
+    let envp = vars
+        .into_iter()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            CString::new(kv).map_err(nul)
+        })
+        .collect::<std::io::Result<Vec<CString>>>()?;
+    // SAFETY: the shim has one thread, so the child may run any code; it
+    // only adjusts itself and execs (or reports why not and exits).
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        ForkResult::Child => {
+            // SAFETY: SIG_DFL installs no handler code.
+            let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+            let _ = setpgid(NixPid::from_raw(0), NixPid::from_raw(0));
+            let err = match rustix::stdio::dup2_stdout(log) {
+                Ok(()) => match nix::unistd::execve(&argv[0], &argv, &envp) {
+                    Err(e) => std::io::Error::from(e),
+                    Ok(never) => match never {},
+                },
+                Err(e) => e.into(),
+            };
+            eprintln!("agentd: cannot start the job: cannot run /bin/sh: {err}");
+            // SAFETY: `_exit` ends the process at once; always sound.
+            unsafe { nix::libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => {
+            // Also here, so the group exists before agentd can signal it
+            // whichever of the two runs first.
+            let _ = setpgid(child, child);
+            Ok(child.as_raw() as u32)
         }
     }
 }
