@@ -245,18 +245,38 @@ pub fn decode_params<P: serde::de::DeserializeOwned>(params: Option<Value>) -> R
         }
         Some(v) => v,
     };
-    serde_json::from_value(value).map_err(|e| {
-        let msg = e.to_string();
-        RpcError::invalid_params(&msg, field_of(&msg).as_deref())
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // A missing or unknown field is reported at the object itself
+        // (path "."), with the field's name back-quoted in serde's message.
+        let (field, msg) = match path.as_str() {
+            "." | "" => (field_of(&inner), inner),
+            _ => (
+                Some(top_field(&path).to_string()),
+                format!("{path}: {inner}"),
+            ),
+        };
+        RpcError::invalid_params(&msg, field.as_deref())
     })
 }
 
-/// Picks the field name out of serde's messages (`missing field `x``,
-/// `unknown field `x``).
+/// Picks the field name out of serde's messages about the object itself
+/// (`missing field `x``, `unknown field `x``), which name the field first.
 fn field_of(msg: &str) -> Option<String> {
+    if !(msg.starts_with("missing field") || msg.starts_with("unknown field")) {
+        return None;
+    }
     let start = msg.find('`')? + 1;
     let len = msg[start..].find('`')?;
     Some(msg[start..start + len].to_string())
+}
+
+/// The params field a path starts in: `env` of `env.A`, `states` of
+/// `states[0]`.
+fn top_field(path: &str) -> &str {
+    let end = path.find(['.', '[']).unwrap_or(path.len());
+    &path[..end]
 }
 
 #[cfg(test)]
@@ -281,6 +301,74 @@ mod tests {
         );
         let (id, _) = Request::from_value(json!(1)).unwrap_err();
         assert_eq!(id, Id::Null);
+    }
+
+    #[test]
+    fn params_errors_name_the_field_not_the_value() {
+        use crate::methods::*;
+        fn field_and_message<P: serde::de::DeserializeOwned + fmt::Debug>(
+            params: Value,
+        ) -> (Value, String) {
+            let e = decode_params::<P>(Some(params)).unwrap_err();
+            assert_eq!(e.code, codes::INVALID_PARAMS);
+            (e.data.unwrap()["field"].clone(), e.message)
+        }
+        let cases: Vec<(&str, (Value, String))> = vec![
+            (
+                "tail_bytes",
+                field_and_message::<SubmitParams>(json!({"command":"true","tail_bytes":-1})),
+            ),
+            (
+                "timeout_secs",
+                field_and_message::<SubmitParams>(json!({"command":"true","timeout_secs":"5"})),
+            ),
+            (
+                "env",
+                field_and_message::<SubmitParams>(json!({"command":"true","env":{"A":5}})),
+            ),
+            (
+                "command",
+                field_and_message::<SubmitParams>(json!({"command":7})),
+            ),
+            ("command", field_and_message::<SubmitParams>(json!({}))),
+            (
+                "comand",
+                field_and_message::<SubmitParams>(json!({"comand":"x"})),
+            ),
+            (
+                "offset",
+                field_and_message::<OutputParams>(json!({"id":"abcd","offset":-1})),
+            ),
+            (
+                "wait_ms",
+                field_and_message::<OutputParams>(json!({"id":"abcd","wait_ms":-1})),
+            ),
+            (
+                "limit",
+                field_and_message::<ListParams>(json!({"limit":-1})),
+            ),
+            (
+                "states",
+                field_and_message::<ListParams>(json!({"states":["bogus"]})),
+            ),
+            ("max", field_and_message::<PeekParams>(json!({"max":-1}))),
+            (
+                "up_to_seq",
+                field_and_message::<AckParams>(json!({"up_to_seq":-1})),
+            ),
+            (
+                "timeout_ms",
+                field_and_message::<NotificationsWaitParams>(json!({"timeout_ms":-1})),
+            ),
+            (
+                "jobs",
+                field_and_message::<ShutdownParams>(json!({"jobs":"maybe"})),
+            ),
+        ];
+        for (field, (got, message)) in cases {
+            assert_eq!(got, json!(field), "{message}");
+            assert!(message.contains(field), "{message:?} names {field}");
+        }
     }
 
     #[test]

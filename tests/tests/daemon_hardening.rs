@@ -35,8 +35,10 @@ async fn deep_nesting_and_bad_bytes_are_parse_errors_not_crashes() {
     let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
     let r = reply_to(&mut s, deep.as_bytes()).await;
     assert_eq!(r["error"]["code"], -32700, "{r}");
-    let r = reply_to(&mut s, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.submit\",\"params\":{\"command\":\"\xff\xfe\"}}").await;
+    // Bytes that are not UTF-8 but not JSON either: a parse error.
+    let r = reply_to(&mut s, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\xff").await;
     assert_eq!(r["error"]["code"], -32700, "{r}");
+    assert_eq!(r["id"], Value::Null, "{r}");
     let r = reply_to(
         &mut s,
         br#"{"jsonrpc":"2.0","id":1,"method":"job.submit","params":{"command":"echo \ud800"}}"#,
@@ -49,6 +51,105 @@ async fn deep_nesting_and_bad_bytes_are_parse_errors_not_crashes() {
     )
     .await;
     assert_eq!(r["result"]["pid"], daemon.pid());
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_request_is_invalid_params_naming_the_field() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let mut s = UnixStream::connect(&env.socket).await.unwrap();
+    let r = reply_to(&mut s, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.submit\",\"params\":{\"command\":\"echo \xff\xfe\"}}").await;
+    assert_eq!(r["id"], 1, "{r}");
+    assert_eq!(r["error"]["code"], codes::INVALID_PARAMS, "{r}");
+    assert_eq!(r["error"]["data"]["field"], "command", "{r}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("params.command is not valid UTF-8"), "{msg}");
+    let r = reply_to(&mut s, b"{\"jsonrpc\":\"2.0\",\"id\":\"e\",\"method\":\"job.submit\",\"params\":{\"command\":\"true\",\"env\":{\"A\":\"\xc3\"}}}").await;
+    assert_eq!(r["id"], "e", "{r}");
+    assert_eq!(r["error"]["data"]["field"], "env", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("params.env.A"),
+        "{r}"
+    );
+    // Nothing was submitted, and the connection still serves.
+    let c = daemon.client().await;
+    let jobs = c
+        .call::<JobList>(&ListParams::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert!(jobs.is_empty(), "{jobs:?}");
+    let r = reply_to(
+        &mut s,
+        br#"{"jsonrpc":"2.0","id":2,"method":"daemon.info"}"#,
+    )
+    .await;
+    assert_eq!(r["result"]["pid"], daemon.pid());
+}
+
+#[tokio::test]
+async fn mistyped_or_out_of_range_params_name_the_field_not_the_value() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let cases = [
+        (
+            "job.submit",
+            json!({"command": "true", "tail_bytes": -1}),
+            "tail_bytes",
+        ),
+        (
+            "job.submit",
+            json!({"command": "true", "timeout_secs": "5"}),
+            "timeout_secs",
+        ),
+        (
+            "job.submit",
+            json!({"command": "true", "env": {"A": 5}}),
+            "env",
+        ),
+        ("job.output", json!({"id": "abcd", "offset": -1}), "offset"),
+        (
+            "job.output",
+            json!({"id": "abcd", "wait_ms": -1}),
+            "wait_ms",
+        ),
+        ("job.list", json!({"limit": -1}), "limit"),
+        ("job.list", json!({"states": ["bogus"]}), "states"),
+        ("notifications.peek", json!({"max": -1}), "max"),
+        ("notifications.ack", json!({"up_to_seq": -1}), "up_to_seq"),
+        (
+            "notifications.wait",
+            json!({"timeout_ms": -1}),
+            "timeout_ms",
+        ),
+        ("daemon.shutdown", json!({"jobs": "maybe"}), "jobs"),
+    ];
+    for (method, params, field) in cases {
+        let err = c.call_raw(method, params.clone()).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(codes::INVALID_PARAMS),
+            "{method} {params}: {err}"
+        );
+        let agentd_proto::ClientError::Rpc(rpc) = &err else {
+            panic!("{method} {params}: {err}");
+        };
+        assert_eq!(
+            rpc.data,
+            Some(json!({ "field": field })),
+            "{method} {params}: {err}"
+        );
+        assert!(rpc.message.contains(field), "{method} {params}: {err}");
+    }
+    // The daemon is still there (daemon.shutdown was refused).
+    assert_eq!(
+        c.call::<DaemonInfo>(&Empty {}).await.unwrap().pid,
+        daemon.pid()
+    );
 }
 
 #[tokio::test]
@@ -155,6 +256,15 @@ async fn oversized_env_and_command_are_refused_naming_the_field() {
         .unwrap_err();
     assert_eq!(err.code(), Some(codes::INVALID_PARAMS));
     assert!(err.to_string().contains("env"), "{err}");
+    let err = c
+        .call_raw(
+            "job.submit",
+            json!({"command": "true", "label": "l".repeat(4097)}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::INVALID_PARAMS));
+    assert!(err.to_string().contains("label"), "{err}");
     let many: serde_json::Map<String, Value> = (0..20)
         .map(|i| (format!("V{i}"), json!("y".repeat(100 * 1024))))
         .collect();

@@ -33,6 +33,9 @@ pub const MAX_COMMAND_BYTES: usize = 128 * 1024 - 1;
 /// half of Linux's usual 2 MiB budget for arguments and environment
 /// together, leaving room for the daemon's own environment.
 pub const MAX_ENV_BYTES: usize = 1024 * 1024;
+/// Longest `label`, in bytes: a label names a job in listings, it is no
+/// place for data.
+pub const MAX_LABEL_BYTES: usize = 4096;
 /// Most jobs waiting in the queue at once; more is -32003.
 pub const MAX_QUEUED: usize = 100_000;
 /// Default `job.kill` grace before SIGKILL.
@@ -86,6 +89,14 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
                 ));
             }
         }
+    }
+    if let Some(label) = &p.label
+        && label.len() > MAX_LABEL_BYTES
+    {
+        return Err(invalid(
+            format!("label is {} bytes; at most {MAX_LABEL_BYTES}", label.len()),
+            "label",
+        ));
     }
     let timeout_secs = p
         .timeout_secs
@@ -269,8 +280,7 @@ pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, Rp
         }
     }
     let wait_ms = p.wait_ms.unwrap_or(0);
-    params::seconds("wait_ms", wait_ms as f64 / 1000.0, true)?;
-    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let deadline = Instant::now() + params::millis("wait_ms", wait_ms)?;
 
     if let Some(n) = p.tail {
         let finished = *done.borrow();

@@ -11,7 +11,6 @@ use agentd_proto::methods::{
     AckParams, AckResult, DrainParams, NotificationsResult, NotificationsWaitParams, PeekParams,
 };
 use std::sync::Arc;
-use std::time::Duration;
 
 fn max(m: Option<u64>) -> usize {
     m.map_or(usize::MAX, |m| m as usize)
@@ -79,8 +78,7 @@ pub async fn wait(
     p: NotificationsWaitParams,
 ) -> Result<NotificationsResult, RpcError> {
     let session = params::session(p.session)?;
-    params::seconds("timeout_ms", p.timeout_ms as f64 / 1000.0, true)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(p.timeout_ms);
+    let deadline = tokio::time::Instant::now() + params::millis("timeout_ms", p.timeout_ms)?;
     loop {
         let changed = d.shared.queue_changed.notified();
         tokio::pin!(changed);

@@ -54,6 +54,21 @@ pub fn seconds(field: &str, v: f64, zero_ok: bool) -> Result<f64, RpcError> {
     }
 }
 
+/// A wait in milliseconds that must be at most [`MAX_TIMEOUT_SECS`].
+///
+/// Errors: -32602 naming `field`.
+pub fn millis(field: &str, v: u64) -> Result<std::time::Duration, RpcError> {
+    let max = MAX_TIMEOUT_SECS as u64 * 1000;
+    if v <= max {
+        Ok(std::time::Duration::from_millis(v))
+    } else {
+        Err(RpcError::invalid_params(
+            format!("{field} must be a number of milliseconds at most {max} (30 days), got {v}"),
+            Some(field),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
