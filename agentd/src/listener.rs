@@ -1,7 +1,8 @@
 //! The listening socket: either inherited from the service manager
 //! (systemd socket activation, `LISTEN_FDS`), or bound here — a private
-//! directory (0700), a socket file (0600), a stale file from a crashed
-//! daemon replaced, a live daemon refused.
+//! directory (0700; a directory others can write to is refused), a socket
+//! file (0600), a stale socket from a crashed daemon replaced, a live daemon
+//! or anything that is not a socket of ours refused.
 //!
 //! A socket agentd binds is unlinked when it stops; an inherited one is
 //! never unlinked (it belongs to the socket unit, which keeps listening and
@@ -13,7 +14,7 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use std::fs::DirBuilder;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The listening socket passed by the service manager, and its path, if
@@ -55,11 +56,15 @@ pub fn inherited() -> anyhow::Result<Option<(Listener, PathBuf)>> {
 }
 
 /// Binds `path`. Creates its directory (0700) when missing; tightens the
-/// mode of an existing directory we own.
+/// mode of an existing directory of ours named `agentd*`; replaces a stale
+/// socket file of ours that no daemon answers on.
 ///
 /// Errors: another daemon answers on `path`; the directory belongs to
-/// another user; the bind fails (path too long, no permission).
+/// another user, or others may write to it (group or world writable: they
+/// could replace the socket); something other than a socket of ours is at
+/// `path`; the bind fails (path too long, no permission).
 pub async fn bind(path: &Path) -> anyhow::Result<Listener> {
+    let uid = rustix::process::getuid().as_raw();
     if let Some(dir) = path.parent() {
         DirBuilder::new()
             .recursive(true)
@@ -67,7 +72,6 @@ pub async fn bind(path: &Path) -> anyhow::Result<Listener> {
             .create(dir)
             .with_context(|| format!("cannot create the socket directory {}", dir.display()))?;
         let meta = std::fs::metadata(dir)?;
-        let uid = rustix::process::getuid().as_raw();
         if meta.uid() != uid {
             bail!(
                 "the socket directory {} belongs to uid {}, not to this user ({uid})",
@@ -75,17 +79,44 @@ pub async fn bind(path: &Path) -> anyhow::Result<Listener> {
                 meta.uid()
             );
         }
-        // Only a directory agentd owns alone is tightened; /tmp itself or a
-        // shared directory named by --socket is left as it is.
+        let mode = meta.permissions().mode() & 0o7777;
+        // Only a directory agentd owns alone is tightened; a shared
+        // directory named by --socket is refused rather than changed.
         if dir
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("agentd"))
-            && meta.permissions().mode() & 0o077 != 0
         {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| {
+                        format!(
+                            "cannot make the socket directory {} private (0700)",
+                            dir.display()
+                        )
+                    })?;
+            }
+        } else if mode & 0o022 != 0 {
+            bail!(
+                "the socket directory {} has mode {mode:04o}: others can write to it and could \
+                 replace the socket; use a directory only you can write to (e.g. mode 0700)",
+                dir.display()
+            );
         }
     }
-    if std::fs::symlink_metadata(path).is_ok() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!(
+                "{} exists and is not a socket; agentd will not remove it",
+                path.display()
+            );
+        }
+        if meta.uid() != uid {
+            bail!(
+                "the socket {} belongs to uid {}, not to this user ({uid}); agentd will not remove it",
+                path.display(),
+                meta.uid()
+            );
+        }
         let name = path.to_fs_name::<GenericFilePath>()?;
         if Stream::connect(name).await.is_ok() {
             bail!("another agentd is already running on {}", path.display());
