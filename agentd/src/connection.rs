@@ -3,6 +3,13 @@
 //!
 //! The reader hands each line to its own task; replies go through a channel
 //! to one writer, so a slow request never holds up the ones behind it.
+//!
+//! Memory per connection is bounded: at most [`MAX_IN_FLIGHT`] requests run
+//! at once (a batch counts as many as it runs concurrently) and at most
+//! [`MAX_QUEUED_REPLIES`] replies wait for the writer. When both are full
+//! the reader stops reading the socket, so a client that sends without
+//! reading is held back by the kernel's socket buffers instead of growing
+//! the daemon.
 
 use crate::daemon::Daemon;
 use crate::rpc;
@@ -12,7 +19,20 @@ use interprocess::local_socket::tokio::{Stream, prelude::*};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::io::BufReader;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+/// Most requests one connection has running at once. Past it the daemon
+/// reads no further lines from that connection until one finishes (its
+/// reply queued): backpressure, not an error. A long-poll counts too, so
+/// a client wanting more than 64 long-polls at once opens more connections.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Most replies waiting to be written to one connection; a request whose
+/// reply finds the queue full keeps its slot under [`MAX_IN_FLIGHT`] until
+/// the client reads.
+pub const MAX_QUEUED_REPLIES: usize = 64;
+/// Most requests in one batch; a longer batch gets one -32600 error.
+/// A batch's reply is one array, built whole before it is sent.
+pub const MAX_BATCH: usize = 1024;
 
 /// Serves one connection until the peer closes it, sends an oversized line,
 /// or the daemon closes connections at the end of a shutdown (in-flight
@@ -40,8 +60,9 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
         }
     }
     let stream = Arc::new(stream);
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(MAX_QUEUED_REPLIES);
     let writer = tokio::spawn(write_replies(stream.clone(), out_rx));
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut reader = BufReader::new(&*stream);
     let mut buf = Vec::new();
     loop {
@@ -54,23 +75,33 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
                 if buf.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let line = std::mem::take(&mut buf);
                 // Whether the daemon takes new work is decided when the line
                 // is read, so a request read before a shutdown is served.
                 let accepting = daemon.shutdown_requested().is_none();
+                let message = match parse_line(&buf) {
+                    Ok(message) => message,
+                    Err(reply) => Message::Reply(reply),
+                };
+                buf = Vec::new();
+                let weight = message.weight();
+                let permit = tokio::select! {
+                    permit = in_flight.clone().acquire_many_owned(weight) => permit.expect("never closed"),
+                    _ = daemon.closing() => break,
+                };
                 let daemon = daemon.clone();
                 let out = out_tx.clone();
                 tokio::spawn(async move {
-                    if let Some(reply) = handle_line(&daemon, &line, accepting).await {
-                        let _ = out.send(reply);
+                    if let Some(reply) = handle_message(&daemon, message, accepting).await {
+                        let _ = out.send(reply).await;
                     }
+                    drop(permit);
                 });
             }
             Ok(Frame::TooLong) => {
                 let err = RpcError::invalid_request(format!(
                     "line longer than {MAX_LINE_BYTES} bytes; closing the connection"
                 ));
-                let _ = out_tx.send(encode(&Response::err(Id::Null, err)));
+                let _ = out_tx.send(encode(&Response::err(Id::Null, err))).await;
                 break;
             }
             Ok(Frame::Torn) => {
@@ -85,7 +116,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
     drop(permit);
 }
 
-async fn write_replies(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_replies(stream: Arc<Stream>, mut rx: mpsc::Receiver<Vec<u8>>) {
     while let Some(line) = rx.recv().await {
         if codec::write_line(&mut &*stream, &line).await.is_err() {
             break;
@@ -97,45 +128,98 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("responses always serialise")
 }
 
+/// A line, parsed.
+enum Message {
+    /// One request object (or something that must be answered as invalid).
+    One(Value),
+    /// A batch of 1 to [`MAX_BATCH`] items.
+    Batch(Vec<Value>),
+    /// Answered without running anything (parse error, empty or oversized
+    /// batch, invalid UTF-8); `None` for a notification that gets no reply.
+    Reply(Option<Vec<u8>>),
+}
+
+impl Message {
+    /// How many in-flight slots handling it takes: a batch runs up to
+    /// [`MAX_IN_FLIGHT`] of its items at once.
+    fn weight(&self) -> u32 {
+        match self {
+            Message::Batch(items) => items.len().min(MAX_IN_FLIGHT) as u32,
+            _ => 1,
+        }
+    }
+}
+
+/// Parses a line into what is to be run.
+fn parse_line(line: &[u8]) -> Result<Message, Option<Vec<u8>>> {
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(match bad_utf8_request(line) {
+                Some(reply) => reply.map(|r| encode(&r)),
+                None => Some(encode(&Response::err(Id::Null, RpcError::parse_error(e)))),
+            });
+        }
+    };
+    match value {
+        Value::Array(items) if items.is_empty() => Err(Some(encode(&Response::err(
+            Id::Null,
+            RpcError::invalid_request("an empty batch"),
+        )))),
+        Value::Array(items) if items.len() > MAX_BATCH => Err(Some(encode(&Response::err(
+            Id::Null,
+            RpcError::invalid_request(format!(
+                "a batch of {} requests; at most {MAX_BATCH} per batch",
+                items.len()
+            )),
+        )))),
+        Value::Array(items) => Ok(Message::Batch(items)),
+        value => Ok(Message::One(value)),
+    }
+}
+
 /// Handles one line: a request, a notification or a batch. Returns the
 /// reply line, or `None` when nothing is to be sent (notifications, a batch
 /// of notifications). With `accepting` false (the line was read after
 /// shutdown began) every method but `daemon.info` gets -32005.
 pub async fn handle_line(daemon: &Arc<Daemon>, line: &[u8], accepting: bool) -> Option<Vec<u8>> {
-    let value: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(e) => {
-            return match bad_utf8_request(line) {
-                Some(Some(reply)) => Some(encode(&reply)),
-                Some(None) => None,
-                None => Some(encode(&Response::err(Id::Null, RpcError::parse_error(e)))),
-            };
-        }
-    };
-    match value {
-        Value::Array(items) if items.is_empty() => Some(encode(&Response::err(
-            Id::Null,
-            RpcError::invalid_request("an empty batch"),
-        ))),
-        Value::Array(items) => {
-            let tasks: Vec<_> = items
-                .into_iter()
-                .map(|item| {
-                    let daemon = daemon.clone();
-                    tokio::spawn(async move { handle_one(&daemon, item, accepting).await })
-                })
-                .collect();
-            let mut replies = Vec::new();
-            for task in tasks {
-                if let Ok(Some(reply)) = task.await {
-                    replies.push(reply);
-                }
-            }
-            (!replies.is_empty()).then(|| encode(&replies))
-        }
-        value => handle_one(daemon, value, accepting)
+    match parse_line(line) {
+        Ok(message) => handle_message(daemon, message, accepting).await,
+        Err(reply) => reply,
+    }
+}
+
+async fn handle_message(
+    daemon: &Arc<Daemon>,
+    message: Message,
+    accepting: bool,
+) -> Option<Vec<u8>> {
+    match message {
+        Message::Reply(reply) => reply,
+        Message::One(value) => handle_one(daemon, value, accepting)
             .await
             .map(|r| encode(&r)),
+        Message::Batch(items) => {
+            let mut replies = vec![None; items.len()];
+            let mut running = tokio::task::JoinSet::new();
+            let concurrency = items.len().min(MAX_IN_FLIGHT);
+            for (i, item) in items.into_iter().enumerate() {
+                if running.len() >= concurrency
+                    && let Some(Ok((j, reply))) = running.join_next().await
+                {
+                    replies[j] = reply;
+                }
+                let daemon = daemon.clone();
+                running.spawn(async move { (i, handle_one(&daemon, item, accepting).await) });
+            }
+            while let Some(done) = running.join_next().await {
+                if let Ok((j, reply)) = done {
+                    replies[j] = reply;
+                }
+            }
+            let replies: Vec<Response> = replies.into_iter().flatten().collect();
+            (!replies.is_empty()).then(|| encode(&replies))
+        }
     }
 }
 

@@ -179,6 +179,110 @@ async fn sixty_four_mib_without_a_newline_does_not_grow_the_daemon() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pipelines_without_reading_does_not_grow_the_daemon() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    // Forty jobs make every job.list reply about 16 KB.
+    for i in 0..40 {
+        let job = c
+            .call::<JobSubmit>(&SubmitParams {
+                command: format!("true {}", "x".repeat(200)),
+                label: Some(format!("job {i}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        c.call::<JobWait>(&WaitParams {
+            id: job.id,
+            timeout_secs: None,
+        })
+        .await
+        .unwrap();
+    }
+    let before = rss_kib(daemon.pid());
+    const REQUESTS: usize = 6_000; // about 100 MB of replies
+    let (r, mut w) = UnixStream::connect(&env.socket).await.unwrap().into_split();
+    let mut writer = tokio::spawn(async move {
+        for id in 0..REQUESTS {
+            let line = format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"job.list\",\"params\":{{\"limit\":1000}}}}\n"
+            );
+            w.write_all(line.as_bytes()).await.unwrap();
+        }
+        w
+    });
+    // While nothing is read, the daemon stops reading too: the writer
+    // cannot get its 450 KB of requests through. (Without backpressure the
+    // daemon reads them all at once and queues every reply.)
+    if tokio::time::timeout(std::time::Duration::from_secs(3), &mut writer)
+        .await
+        .is_ok()
+    {
+        panic!("the daemon read all {REQUESTS} requests although no reply was read");
+    }
+    let during = rss_kib(daemon.pid());
+    eprintln!("RSS {before} KiB before, {during} KiB while not reading");
+    assert!(
+        during < before + 48 * 1024,
+        "RSS grew from {before} KiB to {during} KiB while the client did not read"
+    );
+    // Now the client reads: every request gets its reply.
+    let mut reader = BufReader::new(r);
+    let mut seen = vec![false; REQUESTS];
+    let mut line = String::new();
+    for _ in 0..REQUESTS {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        let id_at = line.find("\"id\":").expect("a reply with an id") + 5;
+        let id: usize = line[id_at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(line.contains("\"jobs\":["), "{line}");
+        assert!(!seen[id], "reply {id} twice");
+        seen[id] = true;
+    }
+    assert!(seen.iter().all(|&s| s));
+    writer.await.unwrap();
+    let after = rss_kib(daemon.pid());
+    assert!(
+        after < before + 48 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_over_the_limit_is_refused_whole_and_one_at_the_limit_runs() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let mut s = UnixStream::connect(&env.socket).await.unwrap();
+    let batch = |n: usize| {
+        let items: Vec<Value> = (0..n)
+            .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"job.submit","params":{"command":"true"}}))
+            .collect();
+        serde_json::to_vec(&items).unwrap()
+    };
+    let r = reply_to(&mut s, &batch(1025)).await;
+    assert_eq!(r["id"], Value::Null, "{r}");
+    assert_eq!(r["error"]["code"], codes::INVALID_REQUEST, "{r}");
+    let c = daemon.client().await;
+    assert!(
+        c.call::<JobList>(&ListParams::default())
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+    );
+    let r = reply_to(&mut s, &batch(1024)).await;
+    let replies = r.as_array().expect("one array of replies");
+    assert_eq!(replies.len(), 1024);
+    assert!(replies.iter().all(|r| r["result"]["id"].is_string()), "{r}");
+}
+
 #[tokio::test]
 async fn a_torn_request_is_closed_after_the_timeout_while_idle_connections_stay() {
     let env = TestEnv::new();
