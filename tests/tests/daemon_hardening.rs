@@ -283,6 +283,68 @@ async fn a_batch_over_the_limit_is_refused_whole_and_one_at_the_limit_runs() {
     assert!(replies.iter().all(|r| r["result"]["id"].is_string()), "{r}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_waiters_on_one_job_all_see_its_output_when_it_comes() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let fifo = env.workdir().join("go");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let c = daemon.client().await;
+    // The job prints only when the test writes to the fifo, then keeps
+    // running, so a waiter can only return early by seeing the output.
+    let job = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: format!("head -n1 {} && exec sleep 600", fifo.display()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    const WAITERS: usize = 200; // more than fs.inotify.max_user_instances (128)
+    let mut waiters = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..WAITERS {
+        let c = std::sync::Arc::new(daemon.client().await);
+        let id = job.id.clone();
+        clients.push(c.clone());
+        waiters.push(tokio::spawn(async move {
+            c.call::<JobOutput>(&OutputParams {
+                id,
+                offset: Some(0),
+                limit: None,
+                tail: None,
+                wait_ms: Some(600_000),
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    // A round trip on every connection: each has read its job.output.
+    for c in &clients {
+        c.call::<DaemonInfo>(&Empty {}).await.unwrap();
+    }
+    let write = tokio::task::spawn_blocking(move || std::fs::write(fifo, "hello\n"));
+    write.await.unwrap().unwrap();
+    // Each waiter must come back with the data, long before its 600 s
+    // deadline; one that missed the write would hang until then.
+    let all = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut outs = Vec::new();
+        for w in waiters {
+            outs.push(w.await.unwrap());
+        }
+        outs
+    })
+    .await
+    .expect("every waiter is woken by the output, not by its deadline");
+    for out in all {
+        assert_eq!(out.data, "hello\n");
+        assert!(!out.complete);
+    }
+}
+
 #[tokio::test]
 async fn a_torn_request_is_closed_after_the_timeout_while_idle_connections_stay() {
     let env = TestEnv::new();

@@ -264,7 +264,7 @@ pub async fn list(d: &Arc<Daemon>, p: ListParams) -> Result<ListResult, RpcError
 
 /// `job.output`: a byte range, or the tail, of the output log; with
 /// `wait_ms`, waits for bytes past `offset` while the job runs (woken by
-/// inotify or the job's end).
+/// the daemon's shared inotify watcher or the job's end).
 pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, RpcError> {
     let (mut done, id) = with_job(d, &p.id, |e| (e.done.subscribe(), e.job.id.clone()))?;
     let log = d.output_path(&id);
@@ -290,19 +290,31 @@ pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, Rp
     }
     let offset = p.offset.unwrap_or(0);
     let limit = p.limit.unwrap_or(DEFAULT_OUTPUT_LIMIT);
+    // Watch before the first read, so a write between the read and the
+    // wait still wakes it.
+    let mut growth = if wait_ms == 0 || *done.borrow() {
+        None
+    } else {
+        match output::Growth::watch(&log) {
+            Ok(g) => Some(g),
+            // No log (yet): nothing can be written to it; the job's end or
+            // the deadline ends the wait.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(RpcError::internal(format!(
+                    "cannot watch the output log for new bytes (wait_ms): {e}"
+                )));
+            }
+        }
+    };
     loop {
         let finished = *done.borrow_and_update();
-        let growth = if finished || wait_ms == 0 {
-            None
-        } else {
-            output::Growth::watch(&log).ok()
-        };
         let (data, total) = read(&log, move |l| output::read_range(l, offset, limit)).await?;
         if !data.is_empty() || finished || Instant::now() >= deadline {
             return Ok(result(data, offset, total, finished));
         }
         tokio::select! {
-            _ = async { match &growth { Some(g) => g.changed().await, None => std::future::pending().await } } => {}
+            _ = async { match &mut growth { Some(g) => g.changed().await, None => std::future::pending().await } } => {}
             _ = done.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = d.shutting_down() => {}

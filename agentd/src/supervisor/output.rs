@@ -1,16 +1,19 @@
 //! Job output on disk: `STATE_DIR/jobs/<id>/output.log`, written by the
 //! job's processes directly (stdout and stderr share one file description),
 //! read here by byte range or tail, and watched with inotify so readers wake
-//! when bytes arrive instead of polling.
+//! when bytes arrive instead of polling: one inotify instance for the whole
+//! daemon, one watch per log, however many wait on it.
 //!
 //! The reading functions block: call them from a blocking thread.
 
 use rustix::fd::OwnedFd;
 use rustix::fs::inotify;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use tokio::io::unix::AsyncFd;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::watch;
 
 /// The output log of job `id`.
 pub fn path(state_dir: &Path, id: &str) -> PathBuf {
@@ -88,31 +91,165 @@ pub fn append_line(path: &Path, line: &str) -> io::Result<()> {
     writeln!(f, "{line}")
 }
 
-/// An inotify watch on one output log: [`Growth::changed`] returns once the
-/// file was written to (or closed by a writer) after the watch was set.
+/// The daemon's one inotify instance, shared by every wait for output: one
+/// watch per output log being waited on, however many requests wait on it,
+/// and one thread that reads the events and wakes that log's waiters. (An
+/// instance per wait would run into `fs.inotify.max_user_instances`, 128 by
+/// default, at the 129th concurrent wait.)
+struct Watcher {
+    /// The inotify instance (blocking reads, on the watcher's own thread).
+    fd: Arc<OwnedFd>,
+    /// The logs being watched.
+    logs: Mutex<Logs>,
+}
+
+/// The watched logs, by path and by watch descriptor.
+#[derive(Default)]
+struct Logs {
+    /// One entry per watched log.
+    by_path: HashMap<PathBuf, Watched>,
+    /// The path of each watch descriptor.
+    by_wd: HashMap<i32, PathBuf>,
+}
+
+/// One watched log.
+struct Watched {
+    /// Its inotify watch descriptor.
+    wd: i32,
+    /// Bumped on every write to the log; its waiters hold receivers.
+    writes: watch::Sender<u64>,
+    /// How many [`Growth`]s use this watch; at 0 the watch is removed.
+    users: usize,
+}
+
+/// The shared watcher, started on first use.
+///
+/// Errors: inotify is unavailable, or its thread cannot start.
+fn watcher() -> io::Result<&'static Watcher> {
+    static WATCHER: OnceLock<Result<Watcher, String>> = OnceLock::new();
+    WATCHER
+        .get_or_init(|| {
+            let fd = Arc::new(
+                inotify::init(inotify::CreateFlags::CLOEXEC)
+                    .map_err(|e| format!("cannot start inotify: {e}"))?,
+            );
+            let reader = fd.clone();
+            std::thread::Builder::new()
+                .name("agentd-inotify".into())
+                .spawn(move || read_events(&reader))
+                .map_err(|e| format!("cannot start the inotify thread: {e}"))?;
+            Ok(Watcher {
+                fd,
+                logs: Mutex::new(Logs::default()),
+            })
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(e.clone()))
+}
+
+/// The watcher thread: reads events until the instance fails, waking the
+/// waiters of each written log (all of them when the kernel's event queue
+/// overflowed).
+fn read_events(fd: &OwnedFd) {
+    let mut buf = [std::mem::MaybeUninit::uninit(); 8192];
+    let mut events = inotify::Reader::new(fd, &mut buf);
+    loop {
+        let event = match events.next() {
+            Ok(event) => event,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::error!("inotify failed; waits for output end only at their deadline: {e}");
+                return;
+            }
+        };
+        let Some(watcher) = watcher().ok() else {
+            return;
+        };
+        let logs = watcher.logs.lock().expect("watched logs poisoned");
+        if event.events().contains(inotify::ReadFlags::QUEUE_OVERFLOW) {
+            for log in logs.by_path.values() {
+                log.writes.send_modify(|n| *n += 1);
+            }
+        } else if let Some(log) = logs
+            .by_wd
+            .get(&event.wd())
+            .and_then(|p| logs.by_path.get(p))
+        {
+            log.writes.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// A wait on one output log: [`Growth::changed`] returns once the file was
+/// written to (or closed by a writer) after the `Growth` was made. Many
+/// `Growth`s of one log share one inotify watch.
 pub struct Growth {
-    fd: AsyncFd<OwnedFd>,
+    /// The watched log.
+    path: PathBuf,
+    /// Sees the log's write counter move.
+    writes: watch::Receiver<u64>,
 }
 
 impl Growth {
     /// Starts watching `path`.
     ///
-    /// Errors: inotify is unavailable or the file does not exist.
+    /// Errors: inotify is unavailable, the file does not exist, or no
+    /// watch can be added (`fs.inotify.max_user_watches` reached).
     pub fn watch(path: &Path) -> io::Result<Growth> {
-        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-        inotify::add_watch(
-            &fd,
+        let watcher = watcher()?;
+        let mut logs = watcher.logs.lock().expect("watched logs poisoned");
+        if let Some(log) = logs.by_path.get_mut(path) {
+            log.users += 1;
+            return Ok(Growth {
+                path: path.to_owned(),
+                writes: log.writes.subscribe(),
+            });
+        }
+        let wd = inotify::add_watch(
+            &*watcher.fd,
             path,
             inotify::WatchFlags::MODIFY | inotify::WatchFlags::CLOSE_WRITE,
         )?;
+        let (writes, rx) = watch::channel(0);
+        logs.by_wd.insert(wd, path.to_owned());
+        logs.by_path.insert(
+            path.to_owned(),
+            Watched {
+                wd,
+                writes,
+                users: 1,
+            },
+        );
         Ok(Growth {
-            fd: super::group::async_fd(fd)?,
+            path: path.to_owned(),
+            writes: rx,
         })
     }
 
     /// Waits for the next write to the file.
-    pub async fn changed(&self) {
-        let _ = self.fd.readable().await;
+    pub async fn changed(&mut self) {
+        if self.writes.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for Growth {
+    fn drop(&mut self) {
+        let Ok(watcher) = watcher() else { return };
+        let mut logs = watcher.logs.lock().expect("watched logs poisoned");
+        let Some(log) = logs.by_path.get_mut(&self.path) else {
+            return;
+        };
+        log.users -= 1;
+        if log.users == 0 {
+            let wd = log.wd;
+            logs.by_path.remove(&self.path);
+            logs.by_wd.remove(&wd);
+            // Fails harmlessly when the file is gone (the kernel already
+            // dropped the watch).
+            let _ = inotify::remove_watch(&*watcher.fd, wd);
+        }
     }
 }
 
