@@ -633,6 +633,163 @@ async fn a_full_state_dir_fails_submits_clearly_keeps_reads_and_recovers() {
     drop(daemon);
 }
 
+/// Runs `mount ARGS`; false when it fails (no mount, no permission).
+fn mount(args: &[&std::ffi::OsStr]) -> bool {
+    std::process::Command::new("mount")
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test]
+async fn a_read_only_state_dir_fails_submits_clearly_keeps_reads_and_recovers() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to bind-mount the state dir read-only");
+        return;
+    }
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c: Client = daemon.client().await;
+    let first = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: "echo before".into(),
+            session: Some("ro".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    c.call::<JobWait>(&WaitParams {
+        id: first.id.clone(),
+        timeout_secs: None,
+    })
+    .await
+    .unwrap();
+    // The state dir turns read-only under the running daemon: a read-only
+    // bind mount over itself. (A plain `remount,ro` is refused with EBUSY
+    // while the daemon holds its database open for writing; the bind mount
+    // leaves already open files writable, and refuses every new file.)
+    let dir = env.state_dir.as_os_str();
+    if !mount(&["--bind".as_ref(), dir, dir]) {
+        eprintln!("skipped: mount --bind is unavailable here");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(env.state_dir.clone());
+    assert!(mount(&["-o".as_ref(), "remount,bind,ro".as_ref(), dir]));
+    assert!(
+        std::fs::write(env.state_dir.join("probe"), "x").is_err(),
+        "read-only now"
+    );
+
+    let err = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: "echo during".into(),
+            session: Some("ro".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(codes::INTERNAL_ERROR), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("Read-only file system"), "{msg}");
+    assert!(msg.contains(&env.state_dir.display().to_string()), "{msg}");
+    // Reads keep working, and the refused submit left no job.
+    let jobs = c
+        .call::<JobList>(&ListParams::default())
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = c
+        .call::<JobGet>(&IdParams {
+            id: first.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    let out = c
+        .call::<JobOutput>(&OutputParams {
+            id: first.id.clone(),
+            offset: None,
+            limit: None,
+            tail: None,
+            wait_ms: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.data, "before\n");
+    let notes = c
+        .call::<NotificationsPeek>(&PeekParams {
+            session: Some("ro".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .notifications;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].job_id, first.id);
+
+    // Writable again: submits work again, with no restart.
+    assert!(mount(&["-o".as_ref(), "remount,bind,rw".as_ref(), dir]));
+    let again = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: "echo after".into(),
+            session: Some("ro".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let again = c
+        .call::<JobWait>(&WaitParams {
+            id: again.id,
+            timeout_secs: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.state, JobState::Succeeded);
+    drop(c);
+    drop(daemon);
+}
+
+#[test]
+fn starting_on_a_read_only_state_dir_is_refused_with_a_message() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to bind-mount the state dir read-only");
+        return;
+    }
+    let env = TestEnv::new();
+    drop(env.start_daemon()); // a state dir with a database in it
+    let dir = env.state_dir.as_os_str();
+    if !mount(&["--bind".as_ref(), dir, dir]) {
+        eprintln!("skipped: mount --bind is unavailable here");
+        return;
+    }
+    let unmount = || {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(dir)
+            .status();
+    };
+    assert!(mount(&["-o".as_ref(), "remount,bind,ro".as_ref(), dir]));
+    let (code, _, stderr) = run(&mut env.command(agentd_tests::bin("agentd")));
+    unmount();
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert!(
+        stderr.contains(&env.state_dir.display().to_string()),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_clients_with_fifty_mixed_requests_each_see_no_error() {
     let env = TestEnv::new();

@@ -166,10 +166,15 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         output_bytes: 0,
     };
     let log = d.output_path(&job.id);
+    let shown = log.display().to_string();
     tokio::task::spawn_blocking(move || output::create(&log))
         .await
         .map_err(RpcError::internal)?
-        .map_err(|e| RpcError::internal(format!("cannot create the job's output log: {e}")))?;
+        .map_err(|e| {
+            RpcError::internal(format!(
+                "cannot create the job's output log {shown} in the state dir: {e}"
+            ))
+        })?;
     if let Err(e) = d
         .store
         .insert_job(job.clone(), p.env.as_ref(), tail_bytes)
@@ -182,7 +187,10 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
             None => Ok(()),
         })
         .await;
-        return Err(RpcError::internal(format!("cannot record the job: {e}")));
+        return Err(RpcError::internal(format!(
+            "cannot record the job in {}: {e}",
+            d.config.state_dir.join("agentd.db").display()
+        )));
     }
     let idx = d
         .shared

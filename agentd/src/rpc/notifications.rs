@@ -31,11 +31,12 @@ pub async fn peek(d: &Arc<Daemon>, p: PeekParams) -> Result<NotificationsResult,
 /// reply.
 pub async fn ack(d: &Arc<Daemon>, p: AckParams) -> Result<AckResult, RpcError> {
     let session = params::session(p.session)?;
-    let acked = d
-        .store
-        .ack(session, p.up_to_seq)
-        .await
-        .map_err(|e| RpcError::internal(format!("cannot record the ack: {e}")))?;
+    let acked = d.store.ack(session, p.up_to_seq).await.map_err(|e| {
+        RpcError::internal(format!(
+            "cannot record the ack in {}: {e}",
+            d.config.state_dir.join("agentd.db").display()
+        ))
+    })?;
     Ok(AckResult { acked })
 }
 
@@ -63,7 +64,10 @@ pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResul
             .lock()
             .expect("queues poisoned")
             .restore(taken);
-        return Err(RpcError::internal(format!("cannot record the ack: {e}")));
+        return Err(RpcError::internal(format!(
+            "cannot record the ack in {}: {e}",
+            d.config.state_dir.join("agentd.db").display()
+        )));
     }
     Ok(NotificationsResult {
         notifications: taken,
