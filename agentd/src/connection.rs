@@ -14,6 +14,7 @@
 use crate::daemon::Daemon;
 use crate::rpc;
 use agentd_proto::codec::{self, Frame, MAX_LINE_BYTES};
+use agentd_proto::message;
 use agentd_proto::{Id, Request, Response, RpcError};
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use serde_json::Value;
@@ -155,7 +156,7 @@ fn parse_line(line: &[u8]) -> Result<Message, Option<Vec<u8>>> {
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {
-            return Err(match bad_utf8_request(line) {
+            return Err(match message::invalid_utf8_request(line) {
                 Some(reply) => reply.map(|r| encode(&r)),
                 None => Some(encode(&Response::err(Id::Null, RpcError::parse_error(e)))),
             });
@@ -220,76 +221,6 @@ async fn handle_message(
             let replies: Vec<Response> = replies.into_iter().flatten().collect();
             (!replies.is_empty()).then(|| encode(&replies))
         }
-    }
-}
-
-/// A line that is not UTF-8 but, decoded lossily, is one valid request
-/// object: answered with its id and -32602 naming the strings that held
-/// invalid bytes (`Some(None)` for a notification: no reply). `None` when
-/// the line is not such a request, so it stays a parse error.
-fn bad_utf8_request(line: &[u8]) -> Option<Option<Response>> {
-    if std::str::from_utf8(line).is_ok() {
-        return None;
-    }
-    let lossy = String::from_utf8_lossy(line);
-    let value: Value = serde_json::from_str(&lossy).ok()?;
-    let mut bad = Vec::new();
-    replaced_strings(&value, String::new(), &mut bad);
-    let request = Request::from_value(value).ok()?;
-    if bad.is_empty() {
-        return None;
-    }
-    let reply = |id: Id, err: RpcError| request.id.as_ref().map(|_| Response::err(id, err));
-    let names = bad.join(", ");
-    if bad.iter().all(|p| p.starts_with("params.")) {
-        let field = bad[0]["params.".len()..]
-            .split(['.', '['])
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let err = RpcError::invalid_params(format!("{names} is not valid UTF-8"), Some(&field));
-        Some(reply(request.id.clone().unwrap_or(Id::Null), err))
-    } else {
-        // The method or the id itself is damaged: the id cannot be trusted.
-        let id = if bad.iter().any(|p| p == "id") {
-            Id::Null
-        } else {
-            request.id.clone().unwrap_or(Id::Null)
-        };
-        let err = RpcError::invalid_request(format!("{names} is not valid UTF-8"));
-        Some(Some(Response::err(id, err)))
-    }
-}
-
-/// Collects the paths (`params.command`, `params.env.A`) of the strings
-/// and keys holding U+FFFD, which lossy decoding put where invalid bytes
-/// were.
-fn replaced_strings(value: &Value, path: String, out: &mut Vec<String>) {
-    const MARK: char = char::REPLACEMENT_CHARACTER;
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match value {
-        Value::String(s) if s.contains(MARK) => out.push(path),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                replaced_strings(item, format!("{path}[{i}]"), out);
-            }
-        }
-        Value::Object(map) => {
-            for (key, item) in map {
-                if key.contains(MARK) {
-                    out.push(join(key));
-                } else {
-                    replaced_strings(item, join(key), out);
-                }
-            }
-        }
-        _ => {}
     }
 }
 

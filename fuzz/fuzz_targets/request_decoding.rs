@@ -2,14 +2,17 @@
 //! line framing (`codec::read_line`, with a tiny read buffer so lines split
 //! across reads), JSON parsing, JSON-RPC request checks
 //! (`Request::from_value`, batches included) and the typed params of every
-//! method (`message::decode_params`, as the daemon's dispatcher uses it). Nothing may panic, and framing must keep
+//! method (`message::decode_params`, as the daemon's dispatcher uses it),
+//! and the answer to a request holding bytes that are not UTF-8
+//! (`message::invalid_utf8_request`). Nothing may panic, and framing must keep
 //! its promises: no line longer than the limit, no newline inside a line.
 
 #![no_main]
 
 use agentd_proto::codec::{Frame, read_line};
+use agentd_proto::codes;
+use agentd_proto::message::{decode_params as decode, invalid_utf8_request};
 use agentd_proto::methods::*;
-use agentd_proto::message::decode_params as decode;
 use agentd_proto::{Method, Request};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -23,6 +26,13 @@ fn params_of<M: Method>(params: &Option<Value>) {
 
 fn decode_line(line: &[u8]) {
     let Ok(value) = serde_json::from_slice::<Value>(line) else {
+        // Not UTF-8 (or not JSON): answered as invalid params or request
+        // when it is a request with bad bytes, else a parse error.
+        if let Some(Some(reply)) = invalid_utf8_request(line) {
+            let code = reply.error.expect("an error reply").code;
+            assert!(code == codes::INVALID_PARAMS || code == codes::INVALID_REQUEST);
+            assert!(std::str::from_utf8(line).is_err());
+        }
         return;
     };
     let items = match value {

@@ -228,6 +228,80 @@ impl RpcError {
     }
 }
 
+/// The answer to a line that is not UTF-8 but, decoded lossily, is one
+/// valid request object: its id and -32602 naming the strings that held
+/// invalid bytes (`params.command is not valid UTF-8`, `data.field`
+/// `command`), or -32600 when the method or id held them (id null if the
+/// id did). `Some(None)` for a notification: no reply. `None` when the line
+/// is UTF-8 or not such a request, so it stays a parse error (-32700).
+pub fn invalid_utf8_request(line: &[u8]) -> Option<Option<Response>> {
+    if std::str::from_utf8(line).is_ok() {
+        return None;
+    }
+    let lossy = String::from_utf8_lossy(line);
+    let value: Value = serde_json::from_str(&lossy).ok()?;
+    let mut bad = Vec::new();
+    replaced_strings(&value, String::new(), &mut bad);
+    let request = Request::from_value(value).ok()?;
+    if bad.is_empty() {
+        return None;
+    }
+    let reply = |id: Id, err: RpcError| request.id.as_ref().map(|_| Response::err(id, err));
+    let names = bad.join(", ");
+    if bad
+        .iter()
+        .all(|p| p.starts_with("params.") || p.starts_with("params["))
+    {
+        // `params.env.A` is in field `env`; by-position params have none.
+        let field = bad[0]
+            .strip_prefix("params.")
+            .map(|rest| top_field(rest).to_string());
+        let err = RpcError::invalid_params(format!("{names} is not valid UTF-8"), field.as_deref());
+        Some(reply(request.id.clone().unwrap_or(Id::Null), err))
+    } else {
+        // The method or the id itself is damaged: the id cannot be trusted.
+        let id = if bad.iter().any(|p| p == "id") {
+            Id::Null
+        } else {
+            request.id.clone().unwrap_or(Id::Null)
+        };
+        let err = RpcError::invalid_request(format!("{names} is not valid UTF-8"));
+        Some(Some(Response::err(id, err)))
+    }
+}
+
+/// Collects the paths (`params.command`, `params.env.A`) of the strings
+/// and keys holding U+FFFD, which lossy decoding put where invalid bytes
+/// were.
+fn replaced_strings(value: &Value, path: String, out: &mut Vec<String>) {
+    const MARK: char = char::REPLACEMENT_CHARACTER;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains(MARK) => out.push(path),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                replaced_strings(item, format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains(MARK) {
+                    out.push(join(key));
+                } else {
+                    replaced_strings(item, join(key), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Decodes a request's params into the method's params type; absent (or
 /// `null`) params read as `{}`.
 ///
@@ -369,6 +443,34 @@ mod tests {
             assert_eq!(got, json!(field), "{message}");
             assert!(message.contains(field), "{message:?} names {field}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_named_by_its_path() {
+        let line = b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"m\",\"params\":{\"env\":{\"A\":\"\xff\"},\"c\":\"\xfe\"}}";
+        let reply = invalid_utf8_request(line).unwrap().unwrap();
+        assert_eq!(reply.id, Id::from(7));
+        let err = reply.error.unwrap();
+        assert_eq!(err.code, codes::INVALID_PARAMS);
+        assert!(
+            err.message
+                .contains("params.c, params.env.A is not valid UTF-8"),
+            "{}",
+            err.message
+        );
+        let line = b"{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"m\"}";
+        let reply = invalid_utf8_request(line).unwrap().unwrap();
+        assert_eq!(
+            (reply.id, reply.error.unwrap().code),
+            (Id::Null, codes::INVALID_REQUEST)
+        );
+        assert!(
+            invalid_utf8_request(b"{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"params\":[\"\xff\"]}")
+                .unwrap()
+                .is_none()
+        );
+        assert!(invalid_utf8_request(b"{\"a\xff").is_none());
+        assert!(invalid_utf8_request(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"}").is_none());
     }
 
     #[test]

@@ -151,21 +151,24 @@ impl Transcript {
         let mut messages = Vec::new();
         let mut valid_len = 0u64;
         if let Ok(f) = File::open(path) {
-            let lines: Vec<String> = BufReader::new(f)
+            let lines: Vec<Vec<u8>> = BufReader::new(f)
                 .split(b'\n')
-                .map(|l| l.map(|b| String::from_utf8_lossy(&b).into_owned()))
                 .collect::<Result<_, _>>()
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let count = lines.len();
-            for (i, line) in lines.iter().enumerate() {
+            for (i, bytes) in lines.iter().enumerate() {
+                // Lengths count the bytes on disk, not their lossy decoding
+                // (which grows each invalid byte to three), so a repair
+                // cuts the file where the good lines end.
+                let line = String::from_utf8_lossy(bytes);
                 if line.trim().is_empty() {
-                    valid_len += line.len() as u64 + 1;
+                    valid_len += bytes.len() as u64 + 1;
                     continue;
                 }
-                match serde_json::from_str::<Message>(line) {
+                match serde_json::from_str::<Message>(&line) {
                     Ok(m) => {
                         messages.push(m);
-                        valid_len += line.len() as u64 + 1;
+                        valid_len += bytes.len() as u64 + 1;
                     }
                     Err(_) if i + 1 == count => break,
                     Err(e) => {
@@ -289,6 +292,30 @@ pub fn request_messages(messages: &[Message]) -> Vec<Message> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Found by the `transcript_loading` fuzz target: a good line holding a
+    /// byte that is not UTF-8, then a torn last line. The repair cut the
+    /// file two bytes too late, leaving the torn line's start, so the next
+    /// message appended was glued to it and lost at the next load.
+    #[test]
+    fn a_repair_after_a_line_with_invalid_utf8_cuts_at_the_right_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let mut data =
+            b"{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\xffb\"}]}\n".to_vec();
+        let good = data.len();
+        data.extend_from_slice(b"{\"role\":\"assistant\",\"con");
+        std::fs::write(&path, &data).unwrap();
+        let mut t = Transcript::open(&path).unwrap();
+        assert_eq!(t.messages().len(), 1);
+        assert_eq!(std::fs::read(&path).unwrap(), &data[..good]);
+        t.push(Message::new(Role::Assistant, vec![Block::text("kept")]))
+            .unwrap();
+        drop(t);
+        let t = Transcript::open(&path).unwrap();
+        assert_eq!(t.messages().len(), 2);
+        assert_eq!(t.messages()[1].text(), "kept");
+    }
 
     fn tool_use(id: &str) -> Block {
         Block::ToolUse {
