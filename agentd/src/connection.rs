@@ -102,7 +102,11 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
                 let err = RpcError::invalid_request(format!(
                     "line longer than {MAX_LINE_BYTES} bytes; closing the connection"
                 ));
-                let _ = out_tx.send(encode(&Response::err(Id::Null, err))).await;
+                drop(std::mem::take(&mut buf)); // its first 8 MiB are not kept
+                tokio::select! {
+                    _ = out_tx.send(encode(&Response::err(Id::Null, err))) => {}
+                    _ = daemon.closing() => {}
+                }
                 break;
             }
             Ok(Frame::Torn) => {
