@@ -31,9 +31,9 @@ use crate::supervisor::{
 };
 use crate::timefmt;
 use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::unistd::{ForkResult, Pid as NixPid, setpgid};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::process::WaitOptions;
-use nix::unistd::{ForkResult, Pid as NixPid, setpgid};
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::fs::File;

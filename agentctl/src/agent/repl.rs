@@ -115,7 +115,7 @@ pub async fn run(
     };
     loop {
         let watcher = tokio::spawn(watch(
-            client.clone(),
+            global.socket_path(),
             s.name.clone(),
             s.transcript.handled_jobs(),
             shown.clone(),
@@ -165,17 +165,23 @@ pub async fn run(
 }
 
 /// Prints each of the session's background results once as it arrives,
-/// without acking. `notifications.wait` returns at once while anything is
+/// without acking. It uses connections of its own, which close when the
+/// watcher is aborted at the end of the prompt (or a round of waits
+/// ends), so agentd drops their long-polls instead of keeping them until
+/// they expire. `notifications.wait` returns at once while anything is
 /// pending, so once a result is shown and waits for the next message the
 /// watcher long-polls the session's live jobs with `job.wait` instead.
 async fn watch(
-    client: Arc<Client>,
+    socket: PathBuf,
     session: String,
     handled: HashSet<String>,
     shown: Arc<Mutex<HashSet<u64>>>,
     printer: Printer,
 ) -> anyhow::Result<()> {
     loop {
+        // A connection per round: the waits of the last round that are
+        // still pending (the other jobs' `job.wait`) end with it.
+        let client = Arc::new(Client::connect(&socket).await?);
         let pending = client
             .call::<NotificationsPeek>(&PeekParams {
                 session: Some(session.clone()),
