@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = agentctl::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: every command waits on agentd (or the model) more than
+    // it computes, and starting worker threads would cost each short
+    // command more than it could gain (docs/benchmarks.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -9,15 +9,17 @@
 //! 2. becomes a child subreaper, so the job's orphaned descendants are
 //!    reparented to it and reaped instead of piling up as zombies;
 //! 3. points its stdin and stdout at `/dev/null` (dropping the spawner's
-//!    socket) and its stderr at the job's output log, opened for appending;
-//! 4. writes its own pid and start time to `shim` in the job's directory,
-//!    which names it to an agentd that crashed before recording the start;
-//! 5. changes to the job's cwd and forks `/bin/sh -c COMMAND` in the job's
+//!    socket) and its stderr at the job's output log, opened for appending
+//!    (which also names it: an agentd that crashed before recording the
+//!    job's start finds the shim by its stderr, see
+//!    [`crate::supervisor::adopt::claim_unrecorded`]);
+//! 4. changes to the job's cwd and forks `/bin/sh -c COMMAND` in the job's
 //!    environment, in a new process group (pgid = its pid), stdin
 //!    `/dev/null`, stdout and stderr the output log;
-//! 6. writes the job's pid as one decimal line to the spawner's pipe;
-//! 7. reaps every child until the job's leader exits;
-//! 8. writes the leader's exit status durably to `exit.json` in the job's
+//! 5. writes the job's pid as one decimal line to its pipe (agentd holds
+//!    the read end);
+//! 6. reaps every child until the job's leader exits;
+//! 7. writes the leader's exit status durably to `exit.json` in the job's
 //!    directory ([`crate::supervisor::record`]) and exits.
 //!
 //! It is deliberately small: plain `std`, `rustix` and `nix`, no tokio
@@ -26,7 +28,7 @@
 
 use crate::spawner::wire::Request;
 use crate::supervisor::{
-    group, output,
+    output,
     record::{self, ExitRecord},
 };
 use crate::timefmt;
@@ -46,10 +48,6 @@ use std::time::Instant;
 /// execute"): the reason is in the job's output log, and no exit record is
 /// written.
 pub const SPAWN_FAILED: u8 = 127;
-
-/// File name, in a job's directory, of the shim's identity: its pid and
-/// start time (clock ticks after boot) as two decimal numbers on one line.
-pub const ID_FILE: &str = "shim";
 
 /// Runs the shim to the job's end (see the module docs), in a process just
 /// forked by the spawner; `report` is the pipe for the job's pid. Returns 0
@@ -76,7 +74,6 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
             return SPAWN_FAILED;
         }
     };
-    write_identity(&request.dir);
     // The shim's own cwd is the job's, which the job inherits; a cwd that
     // vanished since the submit is a job that could not be started.
     if let Err(e) = std::env::set_current_dir(&request.cwd) {
@@ -184,27 +181,6 @@ fn redirect_stdio(log: &Path) -> std::io::Result<OwnedFd> {
     rustix::stdio::dup2_stdout(null.as_fd())?;
     rustix::stdio::dup2_stderr(log.as_fd())?;
     Ok(OwnedFd::from(log))
-}
-
-/// Writes [`ID_FILE`]. Not fatal when it fails: only an agentd that
-/// crashed in the moment between starting the job and recording it needs
-/// it.
-fn write_identity(dir: &Path) {
-    let pid = std::process::id();
-    let start = group::stat_start(pid).map_or(0, |(_, s)| s);
-    if let Err(e) = std::fs::write(dir.join(ID_FILE), format!("{pid} {start}\n")) {
-        eprintln!(
-            "agentd shim: cannot write {}: {e}",
-            dir.join(ID_FILE).display()
-        );
-    }
-}
-
-/// Reads a shim's identity from job directory `dir`: `(pid, start)`.
-pub fn read_identity(dir: &Path) -> Option<(u32, u64)> {
-    let text = std::fs::read_to_string(dir.join(ID_FILE)).ok()?;
-    let mut parts = text.split_whitespace();
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// `pid` as a decimal line, without going through the formatting machinery.

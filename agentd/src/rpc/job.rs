@@ -128,11 +128,6 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
             .display()
             .to_string(),
     };
-    match tokio::fs::metadata(&cwd).await {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(cannot_spawn(format!("cwd {cwd} is not a directory"))),
-        Err(e) => return Err(cannot_spawn(format!("cwd {cwd} cannot be used: {e}"))),
-    }
     let queued = d
         .shared
         .jobs
@@ -165,16 +160,25 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         timeout_secs,
         output_bytes: 0,
     };
+    // One trip to a blocking thread for both: each trip is a thread
+    // wake-up on the way to the reply (docs/benchmarks.md).
     let log = d.output_path(&job.id);
-    let shown = log.display().to_string();
-    tokio::task::spawn_blocking(move || output::create(&log))
-        .await
-        .map_err(RpcError::internal)?
-        .map_err(|e| {
+    let cwd = job.cwd.clone();
+    tokio::task::spawn_blocking(move || {
+        match std::fs::metadata(&cwd) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(cannot_spawn(format!("cwd {cwd} is not a directory"))),
+            Err(e) => return Err(cannot_spawn(format!("cwd {cwd} cannot be used: {e}"))),
+        }
+        output::create(&log).map_err(|e| {
             RpcError::internal(format!(
-                "cannot create the job's output log {shown} in the state dir: {e}"
+                "cannot create the job's output log {} in the state dir: {e}",
+                log.display()
             ))
-        })?;
+        })
+    })
+    .await
+    .map_err(RpcError::internal)??;
     if let Err(e) = d
         .store
         .insert_job(job.clone(), p.env.as_ref(), tail_bytes)

@@ -79,6 +79,20 @@ impl Spawner {
     /// Errors: [`SpawnError::InOutput`] when the shim could not start the
     /// job; [`SpawnError::Spawner`] when no shim could be forked.
     pub async fn spawn(&self, request: &Request) -> Result<Started, SpawnError> {
+        let forked = self.fork(request).await?;
+        // Outside the lock: other jobs' shims are forked meanwhile.
+        match read_pid(forked.pid_pipe).await {
+            Some(job_pid) => Ok(Started {
+                pidfd: forked.pidfd,
+                shim: forked.shim,
+                job_pid,
+            }),
+            None => Err(SpawnError::InOutput),
+        }
+    }
+
+    /// Has the spawner fork the shim; one request at a time.
+    async fn fork(&self, request: &Request) -> Result<Forked, SpawnError> {
         let frame = request.encode();
         let mut conn = self.conn.lock().await;
         let mut last = None;
@@ -125,16 +139,21 @@ impl Spawner {
     }
 }
 
+/// A shim the spawner forked, before it reported the job's pid.
+struct Forked {
+    pidfd: OwnedFd,
+    shim: ShimId,
+    /// Where the shim writes the job's pid.
+    pid_pipe: OwnedFd,
+}
+
 /// Sends one request and reads its reply. The outer error is the
 /// connection's; the inner result the spawner's answer.
-async fn exchange(
-    socket: &mut UnixStream,
-    frame: &[u8],
-) -> io::Result<Result<Started, SpawnError>> {
+async fn exchange(socket: &mut UnixStream, frame: &[u8]) -> io::Result<Result<Forked, SpawnError>> {
     socket.write_all(frame).await?;
     let mut bytes = [0u8; REPLY_LEN];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let (n, pidfd) = socket
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let (n, mut fds) = socket
         .async_io(Interest::READABLE, || {
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let msg = rustix::net::recvmsg(
@@ -143,11 +162,14 @@ async fn exchange(
                 &mut control,
                 RecvFlags::CMSG_CLOEXEC,
             )?;
-            let fd = control.drain().find_map(|m| match m {
-                RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
-                _ => None,
-            });
-            Ok((msg.bytes, fd))
+            let fds: Vec<OwnedFd> = control
+                .drain()
+                .flat_map(|m| match m {
+                    RecvAncillaryMessage::ScmRights(fds) => fds.collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            Ok((msg.bytes, fds))
         })
         .await?;
     if n == 0 {
@@ -160,25 +182,39 @@ async fn exchange(
         socket.read_exact(&mut bytes[n..]).await?;
     }
     Ok(match Reply::decode(&bytes)? {
-        Reply::Started {
+        Reply::Forked {
             shim_pid,
             shim_start,
-            job_pid,
-        } => match pidfd {
-            Some(pidfd) => Ok(Started {
+        } => {
+            if fds.len() != 2 {
+                return Err(io::Error::other(format!(
+                    "the spawner sent {} descriptors, not 2",
+                    fds.len()
+                )));
+            }
+            let pid_pipe = fds.pop().expect("two");
+            let pidfd = fds.pop().expect("two");
+            Ok(Forked {
                 pidfd,
                 shim: ShimId {
                     pid: shim_pid,
                     start: shim_start,
                 },
-                job_pid,
-            }),
-            None => return Err(io::Error::other("the spawner sent no pidfd")),
-        },
-        Reply::NotStarted => Err(SpawnError::InOutput),
+                pid_pipe,
+            })
+        }
         Reply::Failed(errno) => Err(SpawnError::Spawner(format!(
             "cannot fork the job's shim: {}",
             io::Error::from_raw_os_error(errno)
         ))),
     })
+}
+
+/// The job's pid as its shim reports it: one decimal line, or `None` at
+/// end of file (the shim could not start the job).
+async fn read_pid(pipe: OwnedFd) -> Option<u32> {
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe).ok()?;
+    let mut line = Vec::with_capacity(16);
+    rx.read_to_end(&mut line).await.ok()?;
+    std::str::from_utf8(&line).ok()?.trim_end().parse().ok()
 }

@@ -12,12 +12,13 @@
 //! 2. opens a pidfd for the child (it cannot have exited yet, so the pidfd
 //!    names it even though the kernel reaps it: SIGCHLD is ignored here),
 //!    reads its start time, and tells it to go;
-//! 3. the child becomes the job's shim ([`crate::shim::run`]): it leaves the
-//!    spawner's session, starts `/bin/sh -c COMMAND` and reports its pid
-//!    through a second pipe;
-//! 4. the spawner replies with the shim's pid, start time and the job's pid,
-//!    the pidfd attached (SCM_RIGHTS), so agentd learns of the shim's exit
-//!    without being its parent.
+//! 3. replies with the shim's pid and start time, attaching (SCM_RIGHTS)
+//!    the pidfd, so agentd learns of the shim's exit without being its
+//!    parent, and the read end of a second pipe, and goes on to the next
+//!    request;
+//! 4. meanwhile the child becomes the job's shim ([`crate::shim::run`]): it
+//!    leaves the spawner's session, starts `/bin/sh -c COMMAND` and writes
+//!    the job's pid to that pipe, for agentd to read.
 //!
 //! The spawner holds no state between requests and exits when agentd's end
 //! of the socket closes; shims it forked run on without it. It runs in its
@@ -62,9 +63,9 @@ pub fn run() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let (reply, pidfd) = start_shim(&request);
-        if let Err(e) = wire::send_reply(socket.as_fd(), &reply, pidfd.as_ref().map(|f| f.as_fd()))
-        {
+        let (reply, fds) = start_shim(&request);
+        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+        if let Err(e) = wire::send_reply(socket.as_fd(), &reply, &borrowed) {
             eprintln!("agentd spawner: replying failed: {e}");
             return ExitCode::FAILURE;
         }
@@ -72,18 +73,18 @@ pub fn run() -> ExitCode {
 }
 
 /// Forks one shim for `request` (see the module docs) and returns the reply
-/// with the shim's pidfd.
-fn start_shim(request: &Request) -> (Reply, Option<OwnedFd>) {
+/// with the shim's pidfd and the read end of its pid pipe.
+fn start_shim(request: &Request) -> (Reply, Vec<OwnedFd>) {
     let pipes =
         pipe_with(PipeFlags::CLOEXEC).and_then(|go| Ok((go, pipe_with(PipeFlags::CLOEXEC)?)));
     let ((go_r, go_w), (pid_r, pid_w)) = match pipes {
         Ok(p) => p,
-        Err(e) => return (Reply::failed(e.raw_os_error()), None),
+        Err(e) => return (Reply::failed(e.raw_os_error()), Vec::new()),
     };
     // SAFETY: this process is single-threaded (agentd starts it with no
     // runtime), so the child may do anything the parent could.
     match unsafe { nix::unistd::fork() } {
-        Err(e) => (Reply::failed(e as i32), None),
+        Err(e) => (Reply::failed(e as i32), Vec::new()),
         Ok(ForkResult::Child) => {
             drop(go_w);
             drop(pid_r);
@@ -111,22 +112,10 @@ fn start_shim(request: &Request) -> (Reply, Option<OwnedFd>) {
                 let _ = rustix::io::write(&go_w, &[1]);
             }
             drop(go_w);
-            let pidfd = match pidfd {
-                Ok(fd) => fd,
-                Err(e) => return (Reply::failed(e.raw_os_error()), None),
-            };
-            match read_pid(pid_r) {
-                Some(job_pid) => (Reply::started(pid, start, job_pid), Some(pidfd)),
-                None => (Reply::not_started(), None),
+            match pidfd {
+                Ok(fd) => (Reply::forked(pid, start), vec![fd, pid_r]),
+                Err(e) => (Reply::failed(e.raw_os_error()), Vec::new()),
             }
         }
     }
-}
-
-/// The job's pid as the shim reports it: one decimal line, or end of file
-/// when the shim could not start the job.
-fn read_pid(pipe: OwnedFd) -> Option<u32> {
-    let mut line = String::new();
-    std::fs::File::from(pipe).read_to_string(&mut line).ok()?;
-    line.trim_end().parse().ok()
 }

@@ -7,11 +7,15 @@
 //! spawner's environment. None of them can hold a NUL (agentd refuses such
 //! commands, env and paths at submit). At most [`MAX_REQUEST`] bytes.
 //!
-//! A reply is [`REPLY_LEN`] bytes, little-endian: status (u32: 0 started, 1
-//! not started — the shim wrote why to the job's output log —, 2 failed),
-//! errno (u32, for status 2), the shim's pid (u32), the job's pid (u32) and
-//! the shim's start time (u64, clock ticks after boot, field 22 of
-//! `/proc/PID/stat`). A started reply carries the shim's pidfd as SCM_RIGHTS.
+//! A reply is [`REPLY_LEN`] bytes, little-endian: status (u32: 0 forked, 2
+//! failed), errno (u32, for status 2), the shim's pid (u32), 4 bytes of
+//! zeros, and the shim's start time (u64, clock ticks after boot, field 22
+//! of `/proc/PID/stat`). A forked reply carries two descriptors as
+//! SCM_RIGHTS: the shim's pidfd and the read end of a pipe on which the
+//! shim writes the job's pid as one decimal line once it has started the
+//! job (end of file without a line: it could not, and wrote why to the
+//! job's output log). So the spawner is busy only for the fork, and the
+//! shims of many jobs start their jobs at the same time.
 
 use rustix::fd::BorrowedFd;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
@@ -121,34 +125,24 @@ pub fn read_request(r: &mut impl Read) -> io::Result<Option<Request>> {
 /// How the spawner answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
-    /// The shim runs and started the job.
-    Started {
+    /// The shim runs (and reports the job's pid on the pipe sent along).
+    Forked {
         /// The shim's pid.
         shim_pid: u32,
         /// The shim's start time (clock ticks after boot).
         shim_start: u64,
-        /// The job's pid (and process group id).
-        job_pid: u32,
     },
-    /// The shim could not start `/bin/sh`; why is in the job's output log.
-    NotStarted,
     /// The spawner could not fork or make its pipes (an errno).
     Failed(i32),
 }
 
 impl Reply {
-    /// A started job.
-    pub fn started(shim_pid: u32, shim_start: u64, job_pid: u32) -> Reply {
-        Reply::Started {
+    /// A forked shim.
+    pub fn forked(shim_pid: u32, shim_start: u64) -> Reply {
+        Reply::Forked {
             shim_pid,
             shim_start,
-            job_pid,
         }
-    }
-
-    /// A job whose shim could not start it.
-    pub fn not_started() -> Reply {
-        Reply::NotStarted
     }
 
     /// A failure of the spawner itself.
@@ -158,20 +152,17 @@ impl Reply {
 
     /// The reply's bytes.
     pub fn encode(&self) -> [u8; REPLY_LEN] {
-        let (status, errno, shim_pid, job_pid, start) = match *self {
-            Reply::Started {
+        let (status, errno, shim_pid, start) = match *self {
+            Reply::Forked {
                 shim_pid,
                 shim_start,
-                job_pid,
-            } => (0u32, 0i32, shim_pid, job_pid, shim_start),
-            Reply::NotStarted => (1, 0, 0, 0, 0),
-            Reply::Failed(errno) => (2, errno, 0, 0, 0),
+            } => (0u32, 0i32, shim_pid, shim_start),
+            Reply::Failed(errno) => (2, errno, 0, 0),
         };
         let mut out = [0u8; REPLY_LEN];
         out[0..4].copy_from_slice(&status.to_le_bytes());
         out[4..8].copy_from_slice(&errno.to_le_bytes());
         out[8..12].copy_from_slice(&shim_pid.to_le_bytes());
-        out[12..16].copy_from_slice(&job_pid.to_le_bytes());
         out[16..24].copy_from_slice(&start.to_le_bytes());
         out
     }
@@ -183,8 +174,7 @@ impl Reply {
         let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
         let start = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
         match u32_at(0) {
-            0 => Ok(Reply::started(u32_at(8), start, u32_at(12))),
-            1 => Ok(Reply::NotStarted),
+            0 => Ok(Reply::forked(u32_at(8), start)),
             2 => Ok(Reply::Failed(u32_at(4) as i32)),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -194,20 +184,16 @@ impl Reply {
     }
 }
 
-/// Sends `reply` on `socket`, with `pidfd` attached when there is one.
+/// Sends `reply` on `socket`, with `fds` (none, or the pidfd and the pid
+/// pipe) attached.
 ///
 /// Errors: the socket fails (agentd is gone).
-pub fn send_reply(
-    socket: BorrowedFd<'_>,
-    reply: &Reply,
-    pidfd: Option<BorrowedFd<'_>>,
-) -> io::Result<()> {
+pub fn send_reply(socket: BorrowedFd<'_>, reply: &Reply, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let bytes = reply.encode();
-    let fds: Vec<BorrowedFd<'_>> = pidfd.into_iter().collect();
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err(io::Error::other("no room for the pidfd in the reply"));
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("no room for the descriptors in the reply"));
     }
     let mut sent = rustix::net::sendmsg(
         socket,
@@ -245,11 +231,7 @@ mod tests {
 
     #[test]
     fn replies_round_trip() {
-        for r in [
-            Reply::started(7, 1 << 40, 9),
-            Reply::NotStarted,
-            Reply::Failed(11),
-        ] {
+        for r in [Reply::forked(7, 1 << 40), Reply::Failed(11)] {
             assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
         }
     }

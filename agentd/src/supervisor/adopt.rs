@@ -22,8 +22,8 @@
 //! Jobs recorded as *queued* get one check first ([`claim_unrecorded`]): an
 //! agentd that crashed right after spawning a shim, before its group commit
 //! recorded the start, leaves a job that looks queued but has run or is
-//! running. Such a job is recognised by a live shim that its directory
-//! names (the `shim` file: pid and start time), or by its exit record, and is adopted or finished
+//! running. Such a job is recognised by a live shim whose stderr is the
+//! job's output log, or by its exit record, and is adopted or finished
 //! instead of being started a second time.
 
 use super::{
@@ -149,9 +149,9 @@ fn elapsed(job: &Job) -> Duration {
 /// Takes the queued jobs that an earlier agentd had in fact started (it
 /// crashed before recording the start) off the queue and returns them, to
 /// be adopted or finished by [`recover`] instead of started again. A job
-/// counts as started when the shim its directory names (pid and start
-/// time; or, for a shim of an older agentd, a live `agentd shim --dir
-/// STATE_DIR/jobs/<id>` process) is alive, or its exit record exists. Reads `/proc` once; blocking,
+/// counts as started when a live shim has the job's output log as its
+/// stderr (or, for a shim of an older agentd, a live `agentd shim --dir
+/// STATE_DIR/jobs/<id>` process exists), or its exit record does. Reads `/proc` once; blocking,
 /// and only done at start when jobs are queued.
 pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
     let queued: Vec<(usize, String)> = {
@@ -166,17 +166,18 @@ pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
     let mut claimed = Vec::new();
     for (idx, id) in queued {
         let dir = jobs_dir.join(&id);
-        // A shim names itself in the job's directory; one started by an
-        // older agentd (an `exec`'d `agentd shim`) by its command line.
-        let by_identity = crate::shim::read_identity(&dir)
-            .and_then(|(pid, start)| procs.iter().find(|p| p.pid == pid && p.start == start));
-        let shim = by_identity.or_else(|| {
-            procs.iter().find(|p| {
-                p.args.len() >= 4
-                    && p.args[1] == "shim"
-                    && p.args[2] == "--dir"
-                    && Path::new(&p.args[3]) == dir
-            })
+        // A shim forked by a spawner has the job's output log as its
+        // stderr; one started by an older agentd (an `exec`'d `agentd
+        // shim`) names the job's directory on its command line.
+        let log = super::output::path(&daemon.config.state_dir, &id);
+        let shim = procs.iter().find(|p| {
+            let forked = p.args.get(1).is_some_and(|a| a == "spawner")
+                && std::fs::read_link(format!("/proc/{}/fd/2", p.pid)).is_ok_and(|l| l == log);
+            let execd = p.args.len() >= 4
+                && p.args[1] == "shim"
+                && p.args[2] == "--dir"
+                && Path::new(&p.args[3]) == dir;
+            forked || execd
         });
         let leader = shim.and_then(|s| procs.iter().find(|p| p.ppid == s.pid && p.pgrp == p.pid));
         if shim.is_none() && !record::path(&dir).exists() {
