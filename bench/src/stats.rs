@@ -17,15 +17,6 @@ pub fn median(samples: &mut [Duration]) -> Duration {
     }
 }
 
-/// Runs `f` `n` times and returns the median of the durations it reports.
-pub fn median_of<E>(n: usize, mut f: impl FnMut() -> Result<Duration, E>) -> Result<Duration, E> {
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        samples.push(f()?);
-    }
-    Ok(median(&mut samples))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ use crate::methods::Method;
 use interprocess::local_socket::tokio::{Stream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,10 +102,12 @@ impl Client {
     /// Errors: [`ClientError::Rpc`] with the daemon's error; I/O, closed
     /// connection and decode errors as their variants say.
     pub async fn call<M: Method>(&self, params: &M::Params) -> Result<M::Result, ClientError> {
-        let value = self
-            .call_raw(M::NAME, serde_json::to_value(params)?)
+        let text = self
+            .call_text(M::NAME, serde_json::to_value(params)?)
             .await?;
-        Ok(serde_json::from_value(value)?)
+        Ok(serde_json::from_str(
+            text.as_deref().map_or("null", RawValue::get),
+        )?)
     }
 
     /// Calls a method by name with raw JSON params and returns the raw
@@ -112,6 +115,19 @@ impl Client {
     ///
     /// Errors: as [`Client::call`].
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let text = self.call_text(method, params).await?;
+        Ok(serde_json::from_str(
+            text.as_deref().map_or("null", RawValue::get),
+        )?)
+    }
+
+    /// Calls a method by name; the result as the JSON text the daemon sent
+    /// (`None` for a reply without one).
+    async fn call_text(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<Option<Box<RawValue>>, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().expect("pending map poisoned").as_mut() {
@@ -132,8 +148,7 @@ impl Client {
         let response = rx.await.map_err(|_| ClientError::Closed)?;
         match (response.error, response.result) {
             (Some(err), _) => Err(ClientError::Rpc(err)),
-            (None, Some(result)) => Ok(result),
-            (None, None) => Ok(Value::Null),
+            (None, result) => Ok(result),
         }
     }
 }

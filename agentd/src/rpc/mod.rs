@@ -11,6 +11,7 @@ use crate::daemon::Daemon;
 use agentd_proto::methods::*;
 use agentd_proto::{Method, RpcError, codes};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ pub async fn dispatch(
     method: &str,
     params: Option<Value>,
     accepting: bool,
-) -> Result<Value, RpcError> {
+) -> Result<Box<RawValue>, RpcError> {
     if !accepting && method != DaemonInfo::NAME {
         return Err(RpcError::new(
             codes::SHUTTING_DOWN,
@@ -57,12 +58,12 @@ pub async fn dispatch(
 async fn call<M, Fut>(
     params: Option<Value>,
     handler: impl FnOnce(M::Params) -> Fut,
-) -> Result<Value, RpcError>
+) -> Result<Box<RawValue>, RpcError>
 where
     M: Method,
     Fut: Future<Output = Result<M::Result, RpcError>>,
 {
     let params = params::decode::<M::Params>(params)?;
     let result = handler(params).await?;
-    Ok(serde_json::to_value(result).expect("results always serialise"))
+    Ok(serde_json::value::to_raw_value(&result).expect("results always serialise"))
 }
