@@ -20,7 +20,7 @@ use interprocess::local_socket::tokio::{Stream, prelude::*};
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::io::BufReader;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Most requests one connection has running at once. Past it the daemon
 /// reads no further lines from that connection until one finishes (its
@@ -64,9 +64,6 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(MAX_QUEUED_REPLIES);
     let writer = tokio::spawn(write_replies(stream.clone(), out_rx));
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    // Set when the peer has closed: its long-polls need no answer, so they
-    // end at once instead of holding the connection open until they expire.
-    let (peer_gone, gone) = watch::channel(false);
     let mut reader = BufReader::new(&*stream);
     let mut buf = Vec::new();
     loop {
@@ -88,8 +85,6 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
                 };
                 buf = Vec::new();
                 let weight = message.weight();
-                let long_poll = message.is_long_poll();
-                let mut gone = gone.clone();
                 let permit = tokio::select! {
                     permit = in_flight.clone().acquire_many_owned(weight) => permit.expect("never closed"),
                     _ = daemon.closing() => break,
@@ -97,17 +92,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
                 let daemon = daemon.clone();
                 let out = out_tx.clone();
                 tokio::spawn(async move {
-                    let handled = handle_message(&daemon, message, accepting);
-                    let reply = if long_poll {
-                        // Only waits are cut short: they change nothing.
-                        tokio::select! {
-                            reply = handled => reply,
-                            _ = gone.wait_for(|gone| *gone) => None,
-                        }
-                    } else {
-                        handled.await
-                    };
-                    if let Some(reply) = reply {
+                    if let Some(reply) = handle_message(&daemon, message, accepting).await {
                         let _ = out.send(reply).await;
                     }
                     drop(permit);
@@ -128,10 +113,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: Stream, permit: OwnedSemaphorePe
                 tracing::debug!("closing a connection whose request line was left unfinished");
                 break;
             }
-            Ok(Frame::Eof) | Err(_) => {
-                let _ = peer_gone.send(true);
-                break;
-            }
+            Ok(Frame::Eof) | Err(_) => break,
         }
     }
     drop(out_tx);
@@ -169,23 +151,6 @@ impl Message {
         match self {
             Message::Batch(items) => items.len().min(MAX_IN_FLIGHT) as u32,
             _ => 1,
-        }
-    }
-
-    /// Whether it is one request that only waits (`notifications.wait`,
-    /// `job.wait`, `job.output` with `wait_ms`), which may be dropped
-    /// unanswered once the peer has closed the connection.
-    fn is_long_poll(&self) -> bool {
-        let Message::One(value) = self else {
-            return false;
-        };
-        match value.get("method").and_then(Value::as_str) {
-            Some("notifications.wait" | "job.wait") => true,
-            Some("job.output") => value
-                .pointer("/params/wait_ms")
-                .and_then(Value::as_u64)
-                .is_some_and(|ms| ms > 0),
-            _ => false,
         }
     }
 }

@@ -20,6 +20,20 @@ async fn submit(c: &Client, command: &str, timeout_secs: Option<f64>) -> Job {
     .unwrap()
 }
 
+/// Returns once every job started so far has its start durably recorded
+/// (not only queued for the next group commit): the store commits in
+/// order, so a submit's answer means everything before it is on disk.
+/// (Its own job runs in a session of its own, out of the tests' way.)
+async fn record_starts(c: &Client) {
+    c.call::<JobSubmit>(&SubmitParams {
+        command: "true".into(),
+        session: Some("record-starts".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
 async fn get(c: &Client, id: &str) -> Job {
     c.call::<JobGet>(&IdParams { id: id.into() }).await.unwrap()
 }
@@ -242,6 +256,7 @@ async fn a_job_whose_shim_died_while_agentd_was_down_is_lost() {
     let job = submit(&c, "echo started; sleep 300", None).await;
     wait_for_output(&c, &job.id, "started").await;
     let shim = parent_of(job.pid.unwrap());
+    record_starts(&c).await;
     drop(c);
     daemon.kill9();
     let p = rustix::process::Pid::from_raw(shim as i32).unwrap();
@@ -567,6 +582,7 @@ async fn a_reused_shim_pid_makes_the_job_lost_and_its_new_owner_is_not_signalled
     let c = daemon.client().await;
     let job = submit(&c, "echo started; sleep 300", None).await;
     wait_for_output(&c, &job.id, "started").await;
+    record_starts(&c).await;
     drop(c);
     daemon.kill9();
     // As if, while no agentd ran, the shim had exited and its pid (and the

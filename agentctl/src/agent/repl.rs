@@ -164,11 +164,16 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long one of the watcher's long-polls lasts (60 s). agentd answers a
+/// long-poll even after its client has gone, so a watcher aborted at the
+/// end of a prompt leaves its connection open on agentd's side until then;
+/// short enough that prompts typed in a hurry do not pile them up.
+const WATCH_POLL_MS: u64 = 60_000;
+
 /// Prints each of the session's background results once as it arrives,
-/// without acking. It uses connections of its own, which close when the
-/// watcher is aborted at the end of the prompt (or a round of waits
-/// ends), so agentd drops their long-polls instead of keeping them until
-/// they expire. `notifications.wait` returns at once while anything is
+/// without acking. It uses connections of its own, one per round of
+/// waits, so the waits it leaves behind when aborted at the end of the
+/// prompt never take request slots from the session's own connection. `notifications.wait` returns at once while anything is
 /// pending, so once a result is shown and waits for the next message the
 /// watcher long-polls the session's live jobs with `job.wait` instead.
 async fn watch(
@@ -203,7 +208,7 @@ async fn watch(
             client
                 .call::<NotificationsWait>(&NotificationsWaitParams {
                     session: Some(session.clone()),
-                    timeout_ms: 600_000,
+                    timeout_ms: WATCH_POLL_MS,
                 })
                 .await?;
             continue;
@@ -226,7 +231,7 @@ async fn watch(
                 client
                     .call::<JobWait>(&WaitParams {
                         id: job.id,
-                        timeout_secs: Some(600.0),
+                        timeout_secs: Some(WATCH_POLL_MS as f64 / 1000.0),
                     })
                     .await
             });

@@ -5,7 +5,7 @@
 use super::wire::{REPLY_LEN, Reply, Request};
 use crate::store::ShimId;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
 use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -48,6 +48,11 @@ pub enum SpawnError {
     /// The spawner could not fork, or could not be reached.
     #[error("{0}")]
     Spawner(String),
+    /// The spawner failed after taking the request: the shim may be
+    /// running the job, unwatched. Such a job is `lost`, never started
+    /// again.
+    #[error("{0}")]
+    Unknown(String),
 }
 
 /// The connection to the spawner process, started on first use.
@@ -103,12 +108,24 @@ impl Spawner {
                 })?);
             }
             let c = conn.as_mut().expect("just set");
-            match exchange(&mut c.socket, &frame).await {
+            // A request the spawner did not take whole is safe to send
+            // again; it reads only whole frames.
+            if let Err(e) = c.socket.write_all(&frame).await {
+                tracing::warn!("agentd's spawner failed ({e}); starting a new one");
+                *conn = None;
+                last = Some(e);
+                continue;
+            }
+            // Once taken, the shim may be running the job: sending the
+            // request again could run it twice.
+            match receive(&mut c.socket).await {
                 Ok(r) => return r,
                 Err(e) => {
-                    tracing::warn!("agentd's spawner failed ({e}); starting a new one");
+                    tracing::error!("agentd's spawner failed after taking a job: {e}");
                     *conn = None;
-                    last = Some(e);
+                    return Err(SpawnError::Unknown(format!(
+                        "agentd's spawner failed after taking the job ({e}); it may have started without agentd watching it"
+                    )));
                 }
             }
         }
@@ -147,10 +164,9 @@ struct Forked {
     pid_pipe: OwnedFd,
 }
 
-/// Sends one request and reads its reply. The outer error is the
+/// Reads the reply to the request just sent. The outer error is the
 /// connection's; the inner result the spawner's answer.
-async fn exchange(socket: &mut UnixStream, frame: &[u8]) -> io::Result<Result<Forked, SpawnError>> {
-    socket.write_all(frame).await?;
+async fn receive(socket: &mut UnixStream) -> io::Result<Result<Forked, SpawnError>> {
     let mut bytes = [0u8; REPLY_LEN];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let (n, mut fds) = socket
@@ -162,6 +178,10 @@ async fn exchange(socket: &mut UnixStream, frame: &[u8]) -> io::Result<Result<Fo
                 &mut control,
                 RecvFlags::CMSG_CLOEXEC,
             )?;
+            if msg.flags.contains(ReturnFlags::CTRUNC) {
+                // Descriptors were dropped (agentd is out of them).
+                return Err(io::Error::other("the spawner's descriptors did not fit"));
+            }
             let fds: Vec<OwnedFd> = control
                 .drain()
                 .flat_map(|m| match m {

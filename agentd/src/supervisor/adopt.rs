@@ -169,7 +169,10 @@ pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
         // A shim forked by a spawner has the job's output log as its
         // stderr; one started by an older agentd (an `exec`'d `agentd
         // shim`) names the job's directory on its command line.
+        // The kernel's name for the log, symlinks and `..` resolved, as
+        // `/proc/PID/fd/2` shows it.
         let log = super::output::path(&daemon.config.state_dir, &id);
+        let log = std::fs::canonicalize(&log).unwrap_or(log);
         let shim = procs.iter().find(|p| {
             let forked = p.args.get(1).is_some_and(|a| a == "spawner")
                 && std::fs::read_link(format!("/proc/{}/fd/2", p.pid)).is_ok_and(|l| l == log);

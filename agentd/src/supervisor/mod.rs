@@ -102,14 +102,17 @@ async fn start(
     let spawned = match spawn(daemon, &job, env, &log).await {
         Ok(spawned) => spawned,
         Err(e) => {
-            if let SpawnError::Spawner(reason) = &e {
+            if let SpawnError::Spawner(reason) | SpawnError::Unknown(reason) = &e {
                 let msg = format!("agentd: cannot start the job: {reason}");
                 tracing::warn!(job = %job.short_id, "{msg}");
                 let _ = tokio::task::spawn_blocking(move || output::append_line(&log, &msg)).await;
             } else {
                 tracing::warn!(job = %job.short_id, "cannot start the job; the reason is in its output");
             }
-            job.state = JobState::Failed;
+            job.state = match e {
+                SpawnError::Unknown(_) => JobState::Lost,
+                _ => JobState::Failed,
+            };
             job.finished_at = Some(timefmt::now());
             finish(daemon, job, None).await;
             daemon.slot_freed.notify_one();
