@@ -86,21 +86,13 @@ pub async fn complete(
 /// Reads one response: a stream, or a whole message from a server that
 /// ignores `stream`.
 async fn read(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     on_text: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Reply, Failure> {
-    let streaming = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !streaming {
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Failure::retry(ProviderError::Transport(e.to_string())))?;
-        return parse_message(&text, on_text).map_err(Failure::Fatal);
-    }
+    let mut resp = match super::body(resp).await? {
+        super::Body::Whole(text) => return parse_message(&text, on_text).map_err(Failure::Fatal),
+        super::Body::Stream(resp) => resp,
+    };
     let mut parser = sse::Parser::new();
     let mut state = Stream::default();
     loop {

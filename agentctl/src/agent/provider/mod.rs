@@ -141,6 +141,33 @@ pub async fn next_chunk(resp: &mut reqwest::Response) -> Result<Option<Vec<u8>>,
     }
 }
 
+/// A successful reply, as the server sent it.
+pub enum Body {
+    /// `text/event-stream`: read it event by event.
+    Stream(reqwest::Response),
+    /// One whole body, from a server that ignores `stream: true`.
+    Whole(String),
+}
+
+/// Tells a streamed reply from a whole one (by its `Content-Type`) and
+/// reads a whole one.
+///
+/// Errors: the body breaks off (retryable).
+pub async fn body(resp: reqwest::Response) -> Result<Body, retry::Failure> {
+    let streaming = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if streaming {
+        return Ok(Body::Stream(resp));
+    }
+    resp.text()
+        .await
+        .map(Body::Whole)
+        .map_err(|e| retry::Failure::retry(ProviderError::Transport(e.to_string())))
+}
+
 /// The readable message of an API error body: `error.message` of the
 /// JSON shape both APIs use, else the body itself (shortened).
 pub fn error_message(body: &str) -> String {

@@ -130,28 +130,22 @@ pub async fn complete(
 /// Reads one response: a stream, or one whole completion from a server
 /// that ignores `stream`.
 async fn read(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     on_text: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Reply, Failure> {
-    let streaming = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
     let mut reply = Gathered::default();
-    if !streaming {
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Failure::retry(ProviderError::Transport(e.to_string())))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Failure::Fatal(ProviderError::Transport(format!("unreadable reply: {e}")))
-        })?;
-        reply
-            .chunk(&v, "message", on_text)
-            .map_err(Failure::Fatal)?;
-        return Ok(reply.reply());
-    }
+    let mut resp = match super::body(resp).await? {
+        super::Body::Stream(resp) => resp,
+        super::Body::Whole(text) => {
+            let v: Value = serde_json::from_str(&text).map_err(|e| {
+                Failure::Fatal(ProviderError::Transport(format!("unreadable reply: {e}")))
+            })?;
+            reply
+                .chunk(&v, "message", on_text)
+                .map_err(Failure::Fatal)?;
+            return Ok(reply.reply());
+        }
+    };
     let mut parser = sse::Parser::new();
     loop {
         let chunk = super::next_chunk(&mut resp).await.map_err(Failure::retry)?;
