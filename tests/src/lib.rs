@@ -344,3 +344,53 @@ pub async fn wait_gone(pid: u32) {
         .retain_ready();
     assert!(!is_alive(pid), "process {pid} is still alive");
 }
+
+/// The job calls most tests make through the proto client, panicking on
+/// any error (an error is then the test's failure).
+pub mod rpc {
+    use agentd_proto::methods::*;
+    use agentd_proto::{Client, Job};
+
+    /// `job.submit` of `command`, all else default.
+    pub async fn submit(c: &Client, command: &str) -> Job {
+        c.call::<JobSubmit>(&SubmitParams {
+            command: command.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("job.submit of {command:?}: {e}"))
+    }
+
+    /// `job.get`.
+    pub async fn get(c: &Client, id: &str) -> Job {
+        c.call::<JobGet>(&IdParams { id: id.into() })
+            .await
+            .unwrap_or_else(|e| panic!("job.get {id}: {e}"))
+    }
+
+    /// `job.wait` for 60 s at most: the job, finished or as it stands then
+    /// (so a test that expects an end fails instead of hanging).
+    pub async fn wait(c: &Client, id: &str) -> Job {
+        c.call::<JobWait>(&WaitParams {
+            id: id.into(),
+            timeout_secs: Some(60.0),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("job.wait {id}: {e}"))
+    }
+
+    /// The job's output from the start, as one `job.output` returns it
+    /// (64 KiB at most).
+    pub async fn output(c: &Client, id: &str) -> String {
+        c.call::<JobOutput>(&OutputParams {
+            id: id.into(),
+            offset: None,
+            limit: None,
+            tail: None,
+            wait_ms: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("job.output {id}: {e}"))
+        .data
+    }
+}

@@ -3,7 +3,7 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, JobState, codes};
-use agentd_tests::{TestEnv, run};
+use agentd_tests::{TestEnv, rpc, run};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -594,24 +594,8 @@ async fn a_full_state_dir_fails_submits_clearly_keeps_reads_and_recovers() {
         "{msg}"
     );
     // Reads keep working.
-    let job = c
-        .call::<JobGet>(&IdParams {
-            id: first.id.clone(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(job.state, JobState::Succeeded);
-    let out = c
-        .call::<JobOutput>(&OutputParams {
-            id: first.id.clone(),
-            offset: None,
-            limit: None,
-            tail: None,
-            wait_ms: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(out.data, "before\n");
+    assert_eq!(rpc::get(&c, &first.id).await.state, JobState::Succeeded);
+    assert_eq!(rpc::output(&c, &first.id).await, "before\n");
     // Space returns: submits work again.
     std::fs::remove_file(&filler).unwrap();
     let again = c
@@ -709,24 +693,8 @@ async fn a_read_only_state_dir_fails_submits_clearly_keeps_reads_and_recovers() 
         .unwrap()
         .jobs;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
-    let job = c
-        .call::<JobGet>(&IdParams {
-            id: first.id.clone(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(job.state, JobState::Succeeded);
-    let out = c
-        .call::<JobOutput>(&OutputParams {
-            id: first.id.clone(),
-            offset: None,
-            limit: None,
-            tail: None,
-            wait_ms: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(out.data, "before\n");
+    assert_eq!(rpc::get(&c, &first.id).await.state, JobState::Succeeded);
+    assert_eq!(rpc::output(&c, &first.id).await, "before\n");
     let notes = c
         .call::<NotificationsPeek>(&PeekParams {
             session: Some("ro".into()),

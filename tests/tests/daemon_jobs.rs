@@ -4,6 +4,7 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{JobState, codes};
+use agentd_tests::rpc::wait;
 use agentd_tests::{TestEnv, group_members};
 use serde_json::json;
 
@@ -12,16 +13,6 @@ fn submit(command: &str) -> SubmitParams {
         command: command.into(),
         ..Default::default()
     }
-}
-
-async fn wait(client: &agentd_proto::Client, id: &str) -> agentd_proto::Job {
-    client
-        .call::<JobWait>(&WaitParams {
-            id: id.into(),
-            timeout_secs: None,
-        })
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -3,40 +3,10 @@
 //! job running across the restart is adopted and its result arrives;
 //! shutdown keeps or kills jobs as asked; a second daemon is refused.
 
+use agentd_proto::JobState;
 use agentd_proto::methods::*;
-use agentd_proto::{Client, JobState};
+use agentd_tests::rpc::{output, submit, wait};
 use agentd_tests::{TestEnv, is_alive, run};
-
-async fn submit(c: &Client, command: &str) -> agentd_proto::Job {
-    c.call::<JobSubmit>(&SubmitParams {
-        command: command.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn wait(c: &Client, id: &str) -> agentd_proto::Job {
-    c.call::<JobWait>(&WaitParams {
-        id: id.into(),
-        timeout_secs: None,
-    })
-    .await
-    .unwrap()
-}
-
-async fn output(c: &Client, id: &str) -> String {
-    c.call::<JobOutput>(&OutputParams {
-        id: id.into(),
-        offset: None,
-        limit: None,
-        tail: None,
-        wait_ms: None,
-    })
-    .await
-    .unwrap()
-    .data
-}
 
 #[tokio::test]
 async fn notification_survives_daemon_kill_9() {

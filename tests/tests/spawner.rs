@@ -3,40 +3,9 @@
 //! gives them; a spawner that dies is replaced; it ends with agentd while
 //! the jobs it started run on.
 
-use agentd_proto::methods::*;
-use agentd_proto::{Client, Job, JobState};
+use agentd_proto::JobState;
+use agentd_tests::rpc::{output, submit, wait};
 use agentd_tests::{TestEnv, is_alive, wait_gone};
-
-async fn submit(c: &Client, command: &str) -> Job {
-    c.call::<JobSubmit>(&SubmitParams {
-        command: command.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-}
-
-async fn wait(c: &Client, id: &str) -> Job {
-    c.call::<JobWait>(&WaitParams {
-        id: id.into(),
-        timeout_secs: Some(60.0),
-    })
-    .await
-    .unwrap()
-}
-
-async fn output(c: &Client, id: &str) -> String {
-    c.call::<JobOutput>(&OutputParams {
-        id: id.into(),
-        offset: None,
-        limit: None,
-        tail: None,
-        wait_ms: None,
-    })
-    .await
-    .unwrap()
-    .data
-}
 
 /// The spawner of the agentd with pid `daemon`: its child `agentd spawner`.
 fn spawner_of(daemon: u32) -> Option<u32> {

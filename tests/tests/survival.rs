@@ -6,6 +6,7 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState, Notification};
+use agentd_tests::rpc::{get, output, wait};
 use agentd_tests::{TestEnv, group_members, is_alive, parent_of, wait_gone};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,32 +33,6 @@ async fn record_starts(c: &Client) {
     })
     .await
     .unwrap();
-}
-
-async fn get(c: &Client, id: &str) -> Job {
-    c.call::<JobGet>(&IdParams { id: id.into() }).await.unwrap()
-}
-
-async fn wait(c: &Client, id: &str) -> Job {
-    c.call::<JobWait>(&WaitParams {
-        id: id.into(),
-        timeout_secs: Some(60.0),
-    })
-    .await
-    .unwrap()
-}
-
-async fn output(c: &Client, id: &str) -> String {
-    c.call::<JobOutput>(&OutputParams {
-        id: id.into(),
-        offset: None,
-        limit: None,
-        tail: None,
-        wait_ms: None,
-    })
-    .await
-    .unwrap()
-    .data
 }
 
 /// Waits (through the output long-poll) until the job's output contains

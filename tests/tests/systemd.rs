@@ -11,7 +11,7 @@
 
 use agentd_proto::Client;
 use agentd_proto::methods::*;
-use agentd_tests::{TestEnv, bin, run};
+use agentd_tests::{TestEnv, bin, rpc, run};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
@@ -106,31 +106,13 @@ async fn socket_activated_agentd_serves_the_inherited_socket_and_signals_ready()
     );
     assert_eq!(Path::new(&info.state_dir), env.state_dir);
     // Jobs do not see what the service manager handed agentd.
-    let job = client
-        .call::<JobSubmit>(&SubmitParams {
-            command: "echo \"[$LISTEN_FDS][$LISTEN_PID][$NOTIFY_SOCKET]\"".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    client
-        .call::<JobWait>(&WaitParams {
-            id: job.id.clone(),
-            timeout_secs: Some(30.0),
-        })
-        .await
-        .unwrap();
-    let out = client
-        .call::<JobOutput>(&OutputParams {
-            id: job.id,
-            offset: None,
-            limit: None,
-            tail: None,
-            wait_ms: None,
-        })
-        .await
-        .unwrap();
-    assert_eq!(out.data, "[][][]\n");
+    let job = rpc::submit(
+        &client,
+        "echo \"[$LISTEN_FDS][$LISTEN_PID][$NOTIFY_SOCKET]\"",
+    )
+    .await;
+    rpc::wait(&client, &job.id).await;
+    assert_eq!(rpc::output(&client, &job.id).await, "[][][]\n");
     client
         .call::<DaemonShutdown>(&ShutdownParams::default())
         .await

@@ -16,8 +16,6 @@ pub mod record;
 pub mod signal;
 
 use crate::daemon::Daemon;
-#[cfg(doc)]
-use crate::spawner::client::NOT_INHERITED;
 use crate::spawner::client::{SpawnError, Started};
 use crate::spawner::wire::Request;
 use crate::timefmt;
@@ -205,7 +203,8 @@ pub async fn read_record(dir: PathBuf) -> Option<ExitRecord> {
 }
 
 /// Asks the spawner to start the job's shim in the job's cwd, with `env`
-/// laid over agentd's environment (less [`NOT_INHERITED`]).
+/// laid over agentd's environment (less
+/// [`NOT_INHERITED`](crate::spawner::client::NOT_INHERITED)).
 ///
 /// Errors: as [`Spawner::spawn`](crate::spawner::client::Spawner::spawn).
 async fn spawn(
