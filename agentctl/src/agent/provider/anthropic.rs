@@ -61,26 +61,18 @@ pub async fn complete(
 ) -> Result<Reply, ProviderError> {
     let url = format!("{}/v1/messages", config.base_url);
     let body = body(config, request);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut b = http
+    let build = || {
+        let b = http
             .post(&url)
             .header("anthropic-version", API_VERSION)
             .header("accept", "text/event-stream")
             .json(&body);
-        if let Some(key) = &config.api_key {
-            b = b.header("x-api-key", key);
+        match &config.api_key {
+            Some(key) => b.header("x-api-key", key),
+            None => b,
         }
-        let result = match retry::send_once(b).await {
-            Ok(resp) => read(resp, on_text).await,
-            Err(f) => Err(f),
-        };
-        match result {
-            Ok(reply) => return Ok(reply),
-            Err(f) => retry::pause(f, attempt).await?,
-        }
-    }
+    };
+    retry::call(build, async |resp| read(resp, on_text).await).await
 }
 
 /// Reads one response: a stream, or a whole message from a server that

@@ -108,23 +108,14 @@ pub async fn complete(
 ) -> Result<Reply, ProviderError> {
     let url = format!("{}/chat/completions", config.base_url);
     let body = body(config, request);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
+    let build = || {
         let b = http.post(&url).json(&body);
-        let b = match &config.api_key {
+        match &config.api_key {
             Some(key) => b.bearer_auth(key),
             None => b,
-        };
-        let result = match retry::send_once(b).await {
-            Ok(resp) => read(resp, on_text).await,
-            Err(f) => Err(f),
-        };
-        match result {
-            Ok(reply) => return Ok(reply),
-            Err(f) => retry::pause(f, attempt).await?,
         }
-    }
+    };
+    retry::call(build, async |resp| read(resp, on_text).await).await
 }
 
 /// Reads one response: a stream, or one whole completion from a server

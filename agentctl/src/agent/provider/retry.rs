@@ -72,7 +72,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// Errors: [`Failure::Retry`] for 429/5xx (with the API's message and its
 /// `retry-after`) and connection errors; [`Failure::Fatal`] for any other
 /// HTTP error status (with the API's message) or transport error.
-pub async fn send_once(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
+async fn send_once(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
     match request.send().await {
         Ok(resp) if resp.status().is_success() => Ok(resp),
         Ok(resp) => {
@@ -100,12 +100,36 @@ pub async fn send_once(request: reqwest::RequestBuilder) -> Result<reqwest::Resp
     }
 }
 
+/// Sends the request `build` makes and reads its reply with `read`; after a
+/// retryable failure waits (see [`pause`]) and tries again, at most
+/// [`MAX_ATTEMPTS`] times in all.
+///
+/// Errors: a fatal failure's error, or the last one when the tries are
+/// spent.
+pub async fn call<T>(
+    mut build: impl FnMut() -> reqwest::RequestBuilder,
+    mut read: impl AsyncFnMut(reqwest::Response) -> Result<T, Failure>,
+) -> Result<T, ProviderError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match send_once(build()).await {
+            Ok(resp) => read(resp).await,
+            Err(f) => Err(f),
+        };
+        match result {
+            Ok(reply) => return Ok(reply),
+            Err(f) => pause(f, attempt).await?,
+        }
+    }
+}
+
 /// After try number `attempt` (from 1) failed: sleeps before the next
 /// try (the server's `retry-after`, else [`BASE_DELAY`] doubled per try,
 /// at most [`MAX_DELAY`]).
 ///
 /// Errors: the failure's error when it is fatal or the tries are spent.
-pub async fn pause(failure: Failure, attempt: u32) -> Result<(), ProviderError> {
+async fn pause(failure: Failure, attempt: u32) -> Result<(), ProviderError> {
     match failure {
         Failure::Fatal(error) => Err(error),
         Failure::Retry { error, .. } if attempt >= MAX_ATTEMPTS => Err(error),
