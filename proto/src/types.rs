@@ -114,6 +114,12 @@ pub struct Job {
     pub timeout_secs: Option<f64>,
     /// Bytes of output so far (stdout and stderr interleaved).
     pub output_bytes: u64,
+    /// Why the job ended as it did, in words, when the exit code does not
+    /// tell (a spawn error, the daemon losing track of it, output
+    /// truncated); `null` otherwise. Absent from a first-round daemon's
+    /// replies, hence the default.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// One finished job, queued for its session until acknowledged.
@@ -141,4 +147,7 @@ pub struct Notification {
     pub output_tail: String,
     /// When the job finished (RFC 3339 UTC).
     pub finished_at: String,
+    /// The job's `reason` (why it ended as it did, in words), if any.
+    #[serde(default)]
+    pub reason: Option<String>,
 }

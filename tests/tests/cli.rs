@@ -100,6 +100,7 @@ const JOB_KEYS: [&str; 16] = [
     "duration_ms",
     "timeout_secs",
     "output_bytes",
+    "reason",
 ];
 
 fn assert_job_shape(job: &Value) {

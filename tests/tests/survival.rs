@@ -426,7 +426,7 @@ c.commit()
         .arg(&db)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n1\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n1\n");
 }
 
 #[tokio::test]

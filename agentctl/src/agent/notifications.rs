@@ -112,6 +112,7 @@ mod tests {
             duration_ms: Some(5),
             output_tail: "Finished\n".into(),
             finished_at: "2026-01-01T00:00:00Z".into(),
+            reason: None,
         };
         assert_eq!(
             block(&[n]),

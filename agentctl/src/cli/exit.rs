@@ -65,6 +65,7 @@ mod tests {
             duration_ms: None,
             timeout_secs: None,
             output_bytes: 0,
+            reason: None,
         }
     }
 

@@ -159,6 +159,7 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         duration_ms: None,
         timeout_secs,
         output_bytes: 0,
+        reason: None,
     };
     // One trip to a blocking thread for both: each trip is a thread
     // wake-up on the way to the reply (docs/benchmarks.md).

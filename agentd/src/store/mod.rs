@@ -327,5 +327,6 @@ fn notification_for(job: &Job, seq: u64, output_tail: String) -> Notification {
         duration_ms: job.duration_ms,
         output_tail,
         finished_at: job.finished_at.clone().unwrap_or_default(),
+        reason: job.reason.clone(),
     }
 }

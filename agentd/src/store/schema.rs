@@ -5,6 +5,7 @@
 //! 2 — `jobs.shim_pid`, `jobs.shim_start`: the running job's shim, so a
 //!     restarted agentd can adopt it (docs/survival.md). A version-1
 //!     database is migrated in place with `ALTER TABLE … ADD COLUMN`.
+//! 3 — `jobs.reason`: why a job ended as it did, in words (`Job.reason`).
 //!
 //! A database with a newer version is refused, never rewritten.
 
@@ -15,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     tail_bytes   INTEGER NOT NULL,
     output_bytes INTEGER NOT NULL DEFAULT 0,
     shim_pid     INTEGER,
-    shim_start   INTEGER
+    shim_start   INTEGER,
+    reason       TEXT
 );
 CREATE TABLE IF NOT EXISTS notifications (
     seq     INTEGER PRIMARY KEY,
@@ -59,6 +61,11 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE jobs ADD COLUMN shim_pid INTEGER;
 ALTER TABLE jobs ADD COLUMN shim_start INTEGER;
+";
+
+/// Version 2 to 3: why a job ended.
+const MIGRATE_2_TO_3: &str = "
+ALTER TABLE jobs ADD COLUMN reason TEXT;
 ";
 
 /// A job as loaded at start, with what is needed to run it if it is queued.
@@ -125,7 +132,10 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     // Create or migrate, and stamp the version, in one transaction.
     let upgrade = match version {
         0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
-        1 => format!("BEGIN; {MIGRATE_1_TO_2} PRAGMA user_version = 2; COMMIT;"),
+        1 => format!(
+            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ),
+        2 => format!("BEGIN; {MIGRATE_2_TO_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
     if !upgrade.is_empty() {
@@ -156,7 +166,7 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, command, cwd, env, state, exit_code, signal, pid, session, label,
                 created_at, started_at, finished_at, duration_ms, timeout_secs,
-                tail_bytes, output_bytes, shim_pid, shim_start
+                tail_bytes, output_bytes, shim_pid, shim_start, reason
          FROM jobs ORDER BY ord",
     )?;
     let jobs = stmt
@@ -181,6 +191,7 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
                     duration_ms: r.get::<_, Option<i64>>(13)?.map(|d| d as u64),
                     timeout_secs: r.get(14)?,
                     output_bytes: r.get::<_, i64>(16)? as u64,
+                    reason: r.get(19)?,
                 },
                 tail_bytes: r.get::<_, i64>(15)? as u64,
                 env: env.and_then(|e| serde_json::from_str(&e).ok()),
@@ -259,7 +270,8 @@ pub fn mark_started(
 pub fn finish_job(conn: &Connection, job: &Job, n: &Notification) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE jobs SET state = ?2, exit_code = ?3, signal = ?4, pid = ?5, started_at = ?6,
-                finished_at = ?7, duration_ms = ?8, output_bytes = ?9, env = NULL
+                finished_at = ?7, duration_ms = ?8, output_bytes = ?9, env = NULL,
+                reason = ?10
          WHERE id = ?1",
     )?
     .execute(params![
@@ -272,6 +284,7 @@ pub fn finish_job(conn: &Connection, job: &Job, n: &Notification) -> rusqlite::R
         job.finished_at,
         job.duration_ms.map(|d| d as i64),
         job.output_bytes as i64,
+        job.reason,
     ])?;
     let body = serde_json::to_string(n).expect("a notification always serialises");
     conn.prepare_cached(

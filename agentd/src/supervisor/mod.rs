@@ -107,6 +107,13 @@ async fn start(
             } else {
                 tracing::warn!(job = %job.short_id, "cannot start the job; the reason is in its output");
             }
+            job.reason = Some(match &e {
+                SpawnError::InOutput => "the job could not be started; its output says why".into(),
+                SpawnError::Spawner(r) => format!("cannot start the job: {r}"),
+                SpawnError::Unknown(r) => {
+                    format!("agentd lost track of the job while starting it: {r}")
+                }
+            });
             job.state = match e {
                 SpawnError::Unknown(_) => JobState::Lost,
                 _ => JobState::Failed,
@@ -292,7 +299,12 @@ pub fn apply_outcome(job: &mut Job, rec: Option<&ExitRecord>, reason: Option<End
     job.state = match (reason, rec) {
         (Some(EndReason::TimedOut), _) => JobState::TimedOut,
         (Some(EndReason::Killed), _) => JobState::Killed,
-        (None, None) => JobState::Lost,
+        (None, None) => {
+            job.reason.get_or_insert_with(|| {
+                "the job's shim ended without recording how the job ended".to_string()
+            });
+            JobState::Lost
+        }
         (None, Some(r)) if r.signal.is_some() => JobState::Killed,
         (None, Some(r)) if r.exit_code == Some(0) => JobState::Succeeded,
         (None, Some(_)) => JobState::Failed,
