@@ -83,7 +83,7 @@ mod helpers {
 use helpers::*;
 
 /// The Job keys of DESIGN.md, "Objects".
-const JOB_KEYS: [&str; 16] = [
+const JOB_KEYS: [&str; 17] = [
     "id",
     "short_id",
     "command",
