@@ -10,7 +10,14 @@
 //! [`FakeLlm::set_streaming`]`(false)` makes it answer with whole messages
 //! even when a stream was asked for, as some OpenAI-compatible servers do;
 //! [`FakeLlm::set_repeat_tool_fields`]`(true)` repeats tool call ids and
-//! names in every OpenAI chunk, as others do. Request headers and arrival
+//! names in every OpenAI chunk, as others do;
+//! [`FakeLlm::set_split_tool_names`]`(true)` splits each name across two
+//! chunks, as the stream format allows;
+//! [`FakeLlm::set_reject_max_tokens`]`(true)` refuses `max_tokens` as
+//! OpenAI's reasoning models do. `GET …/models` lists
+//! [`FakeLlm::set_models`] (one model, `fake-model`, unless set); those
+//! requests are counted ([`FakeLlm::model_lists`]), not recorded with the
+//! model calls. Request headers and arrival
 //! times are recorded ([`FakeLlm::headers`], [`FakeLlm::arrivals`]), so a
 //! test can check `retry-after` was honoured without sleeping itself.
 //!
@@ -94,6 +101,14 @@ struct State {
     headers: Vec<Vec<(String, String)>>,
     /// When each request was read, in order.
     arrivals: Vec<std::time::Instant>,
+    /// OpenAI streams: send each tool name in two fragments.
+    split_tool_names: bool,
+    /// OpenAI: answer a request carrying `max_tokens` with OpenAI's 400.
+    reject_max_tokens: bool,
+    /// What `GET …/models` lists; `None`: just `fake-model`.
+    models: Option<Vec<String>>,
+    /// How many `GET …/models` requests arrived.
+    model_lists: usize,
 }
 
 /// The running server.
@@ -197,6 +212,28 @@ impl FakeLlm {
         self.state.lock().unwrap().repeat_tool_fields = on;
     }
 
+    /// `true`: OpenAI streams send each tool call's `function.name` in two
+    /// fragments (`"ba"`, then `"sh"`).
+    pub fn set_split_tool_names(&self, on: bool) {
+        self.state.lock().unwrap().split_tool_names = on;
+    }
+
+    /// `true`: an OpenAI request carrying `max_tokens` gets the 400 that
+    /// OpenAI's reasoning models give (no scripted reply is used).
+    pub fn set_reject_max_tokens(&self, on: bool) {
+        self.state.lock().unwrap().reject_max_tokens = on;
+    }
+
+    /// The model ids `GET …/models` lists from now on.
+    pub fn set_models(&self, ids: &[&str]) {
+        self.state.lock().unwrap().models = Some(ids.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// How many `GET …/models` requests arrived so far.
+    pub fn model_lists(&self) -> usize {
+        self.state.lock().unwrap().model_lists
+    }
+
     /// The headers of every request so far (names lowercased).
     pub fn headers(&self) -> Vec<Vec<(String, String)>> {
         self.state.lock().unwrap().headers.clone()
@@ -219,9 +256,50 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         return;
     };
     let arrived_at = std::time::Instant::now();
+    if path.ends_with("/models") {
+        let ids = {
+            let mut st = state.lock().unwrap();
+            st.model_lists += 1;
+            st.models
+                .clone()
+                .unwrap_or_else(|| vec!["fake-model".into()])
+        };
+        let data: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"id": id, "object": "model", "owned_by": "fake"}))
+            .collect();
+        let response = json_response(&json!({"object": "list", "data": data}));
+        let _ = sock.write_all(response.as_bytes()).await;
+        let _ = sock.shutdown().await;
+        return;
+    }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let openai = path.ends_with("/chat/completions");
-    let (reply, problems, tool_base, stream, repeat) = {
+    let rejected = openai && {
+        let mut st = state.lock().unwrap();
+        let rejected = st.reject_max_tokens && body.get("max_tokens").is_some();
+        if rejected {
+            st.requests.push(body.clone());
+        }
+        rejected
+    };
+    if rejected {
+        arrived.notify_all();
+        let msg = "Unsupported parameter: 'max_tokens' is not supported with this model. \
+                   Use 'max_completion_tokens' instead.";
+        let body = json!({"error": {"message": msg, "type": "invalid_request_error",
+            "param": "max_tokens", "code": "unsupported_parameter"}})
+        .to_string();
+        let response = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sock.write_all(response.as_bytes()).await;
+        let _ = sock.shutdown().await;
+        return;
+    }
+    let (reply, problems, tool_base, stream, repeat, split) = {
         let mut st = state.lock().unwrap();
         let stream = body["stream"] == json!(true) && !st.ignore_stream;
         st.requests.push(body.clone());
@@ -246,7 +324,14 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         }
         let base = st.next_tool;
         st.next_tool += 10;
-        (reply, problems, base, stream, st.repeat_tool_fields)
+        (
+            reply,
+            problems,
+            base,
+            stream,
+            st.repeat_tool_fields,
+            st.split_tool_names,
+        )
     };
     arrived.notify_all();
     let reply = match reply {
@@ -302,7 +387,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
                 json!({"type": "error", "error": {"type": kind, "message": "fake stream error"}}),
             ),
         ]),
-        (_, true) if stream => sse_response(&openai_events(&reply, tool_base, repeat)),
+        (_, true) if stream => sse_response(&openai_events(&reply, tool_base, repeat, split)),
         (_, false) if stream => sse_response(&anthropic_events(&reply, tool_base)),
         (_, true) => json_response(&openai_completion(&reply, tool_base)),
         (_, false) => json_response(&anthropic_message(&reply, tool_base)),
@@ -578,7 +663,7 @@ fn openai_cut(text: &str) -> Vec<(String, Value)> {
     .collect()
 }
 
-fn openai_events(reply: &Reply, tool_base: u64, repeat: bool) -> Vec<(String, Value)> {
+fn openai_events(reply: &Reply, tool_base: u64, repeat: bool, split: bool) -> Vec<(String, Value)> {
     let (text, calls) = parts(reply);
     let chunk = |delta: Value, finish: Value| {
         (
@@ -608,12 +693,20 @@ fn openai_events(reply: &Reply, tool_base: u64, repeat: bool) -> Vec<(String, Va
             .rev()
             .find(|&m| s.is_char_boundary(m))
             .unwrap_or(0);
+        let half = name.len() / 2;
+        let (first_name, rest_name) = if split {
+            (&name[..half], &name[half..])
+        } else {
+            (name.as_str(), "")
+        };
         ev.push(chunk(
             json!({"tool_calls": [{"index": i, "id": id, "type": "function",
-            "function": {"name": name, "arguments": &s[..mid]}}]}),
+            "function": {"name": first_name, "arguments": &s[..mid]}}]}),
             Value::Null,
         ));
-        let second = if repeat {
+        let second = if split {
+            json!({"tool_calls": [{"index": i, "function": {"name": rest_name, "arguments": &s[mid..]}}]})
+        } else if repeat {
             json!({"tool_calls": [{"index": i, "id": id, "type": "function",
                 "function": {"name": name, "arguments": &s[mid..]}}]})
         } else {

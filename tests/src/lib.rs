@@ -117,6 +117,13 @@ impl TestEnv {
             .env_remove("MODEL_ID")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("RUST_LOG")
+            // The fake model servers are on loopback; no proxy in between.
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
             .current_dir(self.workdir());
         cmd
     }

@@ -52,7 +52,7 @@ pub async fn run(
             "the prompt is empty: say what to ask, e.g. agentctl ask 'what does this repo do?'"
         );
     }
-    let config = super::load_config()?;
+    let config = super::load_config().await?;
     let workdir = super::workdir(workdir)?;
     let client = Arc::new(connect::connect(&global.socket_path()).await?);
     let mut s = Session::open(session, &workdir, client.clone(), config).await?;

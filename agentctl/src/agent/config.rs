@@ -1,5 +1,5 @@
 //! The agent's settings: `$XDG_CONFIG_HOME/agentctl/config.toml` (optional:
-//! `provider`, `model`, `max_tokens`), overridden by the environment
+//! `provider`, `model`, `max_tokens`, `max_tokens_param`), overridden by the environment
 //! (DESIGN.md, "Paths and environment"). API keys come from the
 //! environment only and are never written anywhere.
 
@@ -7,9 +7,15 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::path::PathBuf;
 
-/// Default model when neither `AGENTCTL_MODEL`, `MODEL_ID` nor the config
-/// file names one.
-pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+/// The Anthropic provider's model when neither `AGENTCTL_MODEL`, `MODEL_ID`
+/// nor the config file names one.
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+/// The OpenAI provider's model for api.openai.com when none is named. Any
+/// other OpenAI-compatible server is asked which models it serves instead
+/// (`GET /models`; see `provider::openai::only_served_model`).
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-5.1";
+/// The OpenAI provider's default base URL.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 /// Default output budget per model call, in tokens.
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
 /// Variables holding API keys: read here, then kept out of every job's
@@ -25,6 +31,68 @@ pub enum ProviderKind {
     OpenAi,
 }
 
+/// Which request field carries the output budget of an OpenAI-compatible
+/// call. OpenAI's reasoning models refuse `max_tokens` and take
+/// `max_completion_tokens`; llama.cpp, Ollama, vLLM and older servers know
+/// only `max_tokens`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenParam {
+    /// `max_tokens`: the default for every server but api.openai.com.
+    MaxTokens,
+    /// `max_completion_tokens`: the default for api.openai.com.
+    MaxCompletionTokens,
+}
+
+impl TokenParam {
+    /// The request field's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenParam::MaxTokens => "max_tokens",
+            TokenParam::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
+
+    /// The other field, for error hints.
+    pub fn other(self) -> TokenParam {
+        match self {
+            TokenParam::MaxTokens => TokenParam::MaxCompletionTokens,
+            TokenParam::MaxCompletionTokens => TokenParam::MaxTokens,
+        }
+    }
+
+    /// The default for `base_url`: `max_completion_tokens` for OpenAI's
+    /// own API, `max_tokens` for any other server.
+    pub fn for_base_url(base_url: &str) -> TokenParam {
+        if is_openai_api(base_url) {
+            TokenParam::MaxCompletionTokens
+        } else {
+            TokenParam::MaxTokens
+        }
+    }
+}
+
+impl std::str::FromStr for TokenParam {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<TokenParam> {
+        match s {
+            "max_tokens" => Ok(TokenParam::MaxTokens),
+            "max_completion_tokens" => Ok(TokenParam::MaxCompletionTokens),
+            other => bail!(
+                "unknown max_tokens_param {other:?} (expected max_tokens or max_completion_tokens)"
+            ),
+        }
+    }
+}
+
+/// True when `base_url`'s host is OpenAI's own API (`api.openai.com`).
+pub fn is_openai_api(base_url: &str) -> bool {
+    reqwest::Url::parse(base_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|h| h == "api.openai.com")
+}
+
 /// The file's shape; every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +100,7 @@ struct FileConfig {
     provider: Option<String>,
     model: Option<String>,
     max_tokens: Option<u32>,
+    max_tokens_param: Option<String>,
 }
 
 /// Resolved settings for one run.
@@ -41,8 +110,14 @@ pub struct Config {
     pub provider: ProviderKind,
     /// Model id sent with every request.
     pub model: String,
+    /// True when the user named the model (`AGENTCTL_MODEL`, `MODEL_ID` or
+    /// the config file); false when `model` is the provider's default.
+    pub model_named: bool,
     /// Output token budget per call.
     pub max_tokens: u32,
+    /// The field that carries `max_tokens` in OpenAI-compatible requests
+    /// (config `max_tokens_param`, else [`TokenParam::for_base_url`]).
+    pub max_tokens_param: TokenParam,
     /// API base URL without a trailing slash (`https://api.anthropic.com`,
     /// `https://api.openai.com/v1`).
     pub base_url: String,
@@ -56,6 +131,7 @@ impl std::fmt::Debug for Config {
             .field("provider", &self.provider)
             .field("model", &self.model)
             .field("max_tokens", &self.max_tokens)
+            .field("max_tokens_param", &self.max_tokens_param)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -94,10 +170,17 @@ impl Config {
             "openai" => ProviderKind::OpenAi,
             other => bail!("unknown provider {other:?} (expected anthropic or openai)"),
         };
-        let model = env("AGENTCTL_MODEL")
+        let named = env("AGENTCTL_MODEL")
             .or_else(|| env("MODEL_ID"))
-            .or(file.model)
-            .unwrap_or_else(|| DEFAULT_MODEL.into());
+            .or(file.model);
+        let model_named = named.is_some();
+        let model = named.unwrap_or_else(|| {
+            match provider {
+                ProviderKind::Anthropic => DEFAULT_ANTHROPIC_MODEL,
+                ProviderKind::OpenAi => DEFAULT_OPENAI_MODEL,
+            }
+            .into()
+        });
         let max_tokens = file.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         let (base_url, api_key) = match provider {
             ProviderKind::Anthropic => {
@@ -111,17 +194,30 @@ impl Config {
                 )
             }
             ProviderKind::OpenAi => (
-                env("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                env("OPENAI_BASE_URL").unwrap_or_else(|| OPENAI_BASE_URL.into()),
                 env("OPENAI_API_KEY"),
             ),
+        };
+        let max_tokens_param = match file.max_tokens_param {
+            Some(name) => name.parse()?,
+            None => TokenParam::for_base_url(&base_url),
         };
         Ok(Config {
             provider,
             model,
+            model_named,
             max_tokens,
+            max_tokens_param,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
         })
+    }
+
+    /// True when no model was named and the server is an OpenAI-compatible
+    /// one other than api.openai.com, whose models only the server knows:
+    /// then the model is asked of it (`GET /models`).
+    pub fn model_from_server(&self) -> bool {
+        self.provider == ProviderKind::OpenAi && !self.model_named && !is_openai_api(&self.base_url)
     }
 }
 
@@ -145,6 +241,29 @@ fn job_env_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_openai_s_own_api_defaults_to_max_completion_tokens() {
+        for (url, want) in [
+            ("https://api.openai.com/v1", TokenParam::MaxCompletionTokens),
+            (
+                "https://API.OpenAI.com/v1/",
+                TokenParam::MaxCompletionTokens,
+            ),
+            ("http://127.0.0.1:8080/v1", TokenParam::MaxTokens),
+            ("http://localhost:11434/v1", TokenParam::MaxTokens),
+            (
+                "https://api.openai.com.example.net/v1",
+                TokenParam::MaxTokens,
+            ),
+            ("not a url", TokenParam::MaxTokens),
+        ] {
+            assert_eq!(TokenParam::for_base_url(url), want, "{url}");
+        }
+        assert!("max_tokens".parse::<TokenParam>().is_ok());
+        let err = "max_output_tokens".parse::<TokenParam>().unwrap_err();
+        assert!(err.to_string().contains("max_completion_tokens"), "{err}");
+    }
 
     #[test]
     fn the_job_overlay_never_carries_api_keys() {

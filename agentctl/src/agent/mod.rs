@@ -89,9 +89,19 @@ pub async fn run(global: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<ExitC
 /// [`config::job_env`] drops them from what the tools submit, and an agentd
 /// auto-started by us gets an environment without them.
 ///
-/// Errors: see [`config::Config::load`].
-pub fn load_config() -> anyhow::Result<config::Config> {
-    config::Config::load()
+/// With no model named and an OpenAI-compatible server other than
+/// api.openai.com, the server is asked which model it serves
+/// ([`provider::openai::only_served_model`]).
+///
+/// Errors: see [`config::Config::load`]; the server cannot say which one
+/// model to use.
+pub async fn load_config() -> anyhow::Result<config::Config> {
+    let mut config = config::Config::load()?;
+    if config.model_from_server() {
+        let http = provider::http_client()?;
+        config.model = provider::openai::only_served_model(&http, &config).await?;
+    }
+    Ok(config)
 }
 
 /// The workspace: `--workdir`, else the current directory.

@@ -82,7 +82,7 @@ pub async fn run(
     continue_: bool,
     workdir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let config = super::load_config()?;
+    let config = super::load_config().await?;
     let workdir = super::workdir(workdir)?;
     let name = match (session, continue_) {
         (Some(name), _) => name,

@@ -90,10 +90,10 @@ impl Provider {
     ///
     /// Errors: the TLS backend cannot be initialised.
     pub fn new(config: Config) -> anyhow::Result<Provider> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .build()?;
-        Ok(Provider { config, http })
+        Ok(Provider {
+            config,
+            http: http_client()?,
+        })
     }
 
     /// The model id in use.
@@ -120,6 +120,15 @@ impl Provider {
             }
         }
     }
+}
+
+/// The HTTP client for model servers: rustls, a 30 s connect timeout.
+///
+/// Errors: the TLS backend cannot be initialised.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()?)
 }
 
 /// Longest silence tolerated inside a streamed reply (the APIs send pings

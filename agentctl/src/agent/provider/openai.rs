@@ -78,13 +78,14 @@ pub fn body(config: &Config, request: &Request<'_>) -> Value {
                 "name": t.name, "description": t.description, "parameters": t.input_schema}})
         })
         .collect();
-    json!({
+    let mut body = json!({
         "model": config.model,
-        "max_tokens": config.max_tokens,
         "messages": messages(request.system, request.messages),
         "tools": tools,
         "stream": true,
-    })
+    });
+    body[config.max_tokens_param.as_str()] = json!(config.max_tokens);
+    body
 }
 
 /// A tool call while its fragments arrive.
@@ -115,7 +116,87 @@ pub async fn complete(
             None => b,
         }
     };
-    retry::call(build, async |resp| read(resp, on_text).await).await
+    retry::call(build, async |resp| read(resp, on_text).await)
+        .await
+        .map_err(|e| explain_token_param(e, config))
+}
+
+/// A 400 that names the output-budget field agentctl sent (OpenAI's
+/// reasoning models answer `Unsupported parameter: 'max_tokens' …`) gets a
+/// hint saying how to send the other one.
+fn explain_token_param(e: ProviderError, config: &Config) -> ProviderError {
+    let sent = config.max_tokens_param;
+    match e {
+        ProviderError::Api {
+            status: 400,
+            message,
+        } if message.contains(sent.as_str()) => {
+            let path = crate::agent::config::config_path().map_or_else(
+                || "agentctl's config.toml".into(),
+                |p| p.display().to_string(),
+            );
+            ProviderError::Api {
+                status: 400,
+                message: format!(
+                    "{message} (agentctl sent `{}`; if this server wants `{}`, set \
+                     max_tokens_param = \"{}\" in {path})",
+                    sent.as_str(),
+                    sent.other().as_str(),
+                    sent.other().as_str(),
+                ),
+            }
+        }
+        e => e,
+    }
+}
+
+/// The one model an OpenAI-compatible server serves, for when none was
+/// named (`GET {base_url}/models`, answered by llama.cpp, Ollama, vLLM and
+/// OpenAI alike with `{"data": [{"id": …}, …]}`).
+///
+/// Errors, each saying how to name a model instead: the server cannot be
+/// reached or answers with an error; it serves no model, or several (they
+/// are listed).
+pub async fn only_served_model(http: &reqwest::Client, config: &Config) -> anyhow::Result<String> {
+    let url = format!("{}/models", config.base_url);
+    let how = "name one with AGENTCTL_MODEL=NAME (or `model` in agentctl's config.toml)";
+    let mut req = http.get(&url);
+    if let Some(key) = &config.api_key {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "no model is named and asking {url} which models it serves failed: {e:#}; {how}"
+        )
+    })?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "no model is named and {url} answered {status}: {}; {how}",
+            super::error_message(&text)
+        );
+    }
+    let ids: Vec<String> = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| {
+            v["data"].as_array().map(|models| {
+                models
+                    .iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    match ids.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => anyhow::bail!("no model is named and {url} lists no models; {how}"),
+        many => anyhow::bail!(
+            "no model is named and {url} serves {} models ({}); {how}",
+            many.len(),
+            many.join(", ")
+        ),
+    }
 }
 
 /// Reads one response: a stream, or one whole completion from a server
@@ -166,6 +247,22 @@ async fn read(
     }
 }
 
+/// Adds one stream fragment of a tool call's `id` or `name` to what came
+/// before. The stream format lets a server split them across chunks
+/// (`"ba"`, then `"sh"`: joined), and some servers instead repeat the whole
+/// value in every chunk (`"bash"`, `"bash"`: kept once) or send it growing
+/// (`"ba"`, `"bash"`: the longer one). So a fragment equal to what is
+/// there, or starting with it, replaces it; any other is appended. (A
+/// name that is its own first half twice over, `"baba"` sent as `"ba"`,
+/// `"ba"`, would come out as `"ba"`; no tool is named so.)
+fn join_fragment(field: &mut String, piece: &str) {
+    if piece.starts_with(field.as_str()) {
+        field.replace_range(.., piece);
+    } else {
+        field.push_str(piece);
+    }
+}
+
 /// A reply as it is gathered: from the `delta`s of a stream's chunks, or
 /// from the one `message` of a whole completion.
 #[derive(Default)]
@@ -212,17 +309,11 @@ impl Gathered {
         {
             let idx = tc["index"].as_u64().unwrap_or(pos as u64);
             let call = self.calls.entry(idx).or_default();
-            // `id` and `name` come whole (some servers repeat them in every
-            // chunk); only `arguments` arrives in fragments.
-            if let Some(id) = tc["id"].as_str().filter(|s| !s.is_empty()) {
-                call.id = id.to_string();
+            if let Some(id) = tc["id"].as_str() {
+                join_fragment(&mut call.id, id);
             }
-            if let Some(name) = tc
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            {
-                call.name = name.to_string();
+            if let Some(name) = tc.pointer("/function/name").and_then(Value::as_str) {
+                join_fragment(&mut call.name, name);
             }
             if let Some(args) = tc.pointer("/function/arguments").and_then(Value::as_str) {
                 call.args.push_str(args);
@@ -301,6 +392,34 @@ mod tests {
             "{\"command\":\"ls\"}"
         );
         assert_eq!(m[3]["tool_call_id"], "c1");
+    }
+
+    #[test]
+    fn ids_and_names_split_across_fragments_are_joined() {
+        let mut g = Gathered::default();
+        let frags = [("ca", "ba", "{\"command\":"), ("ll_7", "sh", "\"ls\"}")];
+        for (id, name, args) in frags {
+            let v = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0,
+                "id": id, "function": {"name": name, "arguments": args}}]}}]});
+            g.chunk(&v, "delta", &mut |_: &str| {}).unwrap();
+        }
+        // A growing (cumulative) name is taken whole too.
+        for name in ["read", "read_file"] {
+            let v = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 1,
+                "function": {"name": name, "arguments": ""}}]}}]});
+            g.chunk(&v, "delta", &mut |_: &str| {}).unwrap();
+        }
+        let reply = g.reply();
+        assert!(
+            matches!(&reply.content[0], Block::ToolUse { id, name, input } if id == "call_7" && name == "bash" && input["command"] == "ls"),
+            "{:?}",
+            reply.content
+        );
+        assert!(
+            matches!(&reply.content[1], Block::ToolUse { name, .. } if name == "read_file"),
+            "{:?}",
+            reply.content
+        );
     }
 
     #[test]
