@@ -46,13 +46,15 @@ pub struct RunArgs {
     /// Then wait for the job and exit as `agentctl wait` does
     #[arg(long)]
     pub wait: bool,
-    /// The command, run as `/bin/sh -c 'WORDS…'` (words joined by spaces)
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    /// The command, run as `/bin/sh -c 'WORDS…'` (words joined by spaces).
+    /// Options go before it: after `--`, or from its first word on, every
+    /// word is the command's (`run make -j4`), and an option agentctl does
+    /// not know before it is a usage error, never part of the command.
+    // No `allow_hyphen_values`: with it clap took an unknown option such
+    // as `--timout 5` as the command's first word and ran it (issue 20).
+    // `trailing_var_arg` alone makes every word after the first one the
+    // command's, hyphens and all.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
