@@ -35,11 +35,18 @@ mod helpers {
     }
 
     /// `agentctl run --wait ARGS…` that must exit `code`; returns the
-    /// short id.
+    /// short id (from the status line on stderr).
     pub fn submit_wait(env: &TestEnv, args: &[&str], code: i32) -> String {
-        let (got, out, err) = agentctl(env, &[&["run", "--wait"], args].concat());
+        let (got, _, err) = agentctl(env, &[&["run", "--wait"], args].concat());
         assert_eq!(got, code, "agentctl run --wait {args:?}: {err}");
-        short_id(&out)
+        status_id(&err)
+    }
+
+    /// The short id that starts the last line of `err`, the status line
+    /// of `wait` and `run --wait` (`1a2b3c4d succeeded (exit 0) …`).
+    pub fn status_id(err: &str) -> String {
+        let last = err.lines().last().unwrap_or_else(|| panic!("{err:?}"));
+        short_id(&format!("{}\n", last.split(' ').next().unwrap()))
     }
 
     /// The short id that is the whole of `out` (8 hex chars and a newline).
@@ -137,16 +144,15 @@ fn run_prints_only_the_short_id_and_sends_the_callers_env_and_cwd() {
             "pwd",
         ]));
     assert_eq!(code, 0, "{err}");
-    let id = short_id(&out);
+    let id = status_id(&err);
     let job = job(&env, &id);
     assert_eq!(job["command"], "echo $CALLER_VAR $OVERRIDDEN; pwd");
     let sub = env.workdir().join("sub").display().to_string();
     assert_eq!(job["cwd"], sub.as_str());
     assert_eq!(job["label"], "greeting");
-    assert_eq!(
-        ok(&env, &["logs", &id]),
-        format!("from-caller new\n{sub}\n")
-    );
+    // --wait streams the job's output to stdout.
+    assert_eq!(out, format!("from-caller new\n{sub}\n"));
+    assert_eq!(ok(&env, &["logs", &id]), out);
 }
 
 #[test]
@@ -160,16 +166,16 @@ fn run_wait_exits_as_the_job_did() {
         ("kill -KILL $$", 137),
     ] {
         let (code, out, err) = agentctl(&env, &["run", "--wait", "--", command]);
-        assert_eq!(code, want, "{command}: {err}");
-        short_id(&out);
+        assert_eq!((code, out.as_str()), (want, ""), "{command}: {err}");
+        status_id(&err);
     }
     // The job's own timeout: 124, as timeout(1).
-    let (code, out, err) = agentctl(
+    let (code, _, err) = agentctl(
         &env,
         &["run", "--wait", "--timeout", "0.2", "--", "exec sleep 300"],
     );
     assert_eq!(code, 124, "{err}");
-    assert_eq!(job(&env, &short_id(&out))["state"], "timed_out");
+    assert_eq!(job(&env, &status_id(&err))["state"], "timed_out");
     assert!(err.contains("timed_out"), "{err}");
 }
 
@@ -239,7 +245,7 @@ fn jobs_lists_live_jobs_by_default_and_filters_and_json() {
 fn show_prints_one_job_in_full() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let id = submit(&env, &["--wait", "--timeout", "60", "--", "echo hi"]);
+    let id = submit_wait(&env, &["--timeout", "60", "--", "echo hi"], 0);
     let text = ok(&env, &["show", &id]);
     for line in [
         "state:      succeeded",
@@ -266,7 +272,7 @@ fn show_prints_one_job_in_full() {
 fn logs_prints_output_and_the_last_lines() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let id = submit(&env, &["--wait", "--", "seq 1 20000; printf end"]);
+    let id = submit_wait(&env, &["--", "seq 1 20000; printf end"], 0);
     let all: String = (1..=20000).map(|i| format!("{i}\n")).collect::<String>() + "end";
     assert_eq!(ok(&env, &["logs", &id]), all);
     assert_eq!(ok(&env, &["logs", "--tail", "3", &id]), "19999\n20000\nend");
@@ -274,13 +280,13 @@ fn logs_prints_output_and_the_last_lines() {
     assert_eq!(ok(&env, &["logs", "-n", "0", &id]), "");
     assert_eq!(ok(&env, &["logs", "-n", "30000", &id]), all);
     // Lines longer than the first byte tail: reaches further back.
-    let long = submit(
+    let long = submit_wait(
         &env,
         &[
-            "--wait",
             "--",
             "echo first; head -c 300000 /dev/zero | tr '\\0' y; echo; echo last",
         ],
+        0,
     );
     let two = ok(&env, &["logs", "--tail", "2", &long]);
     assert_eq!(two.len(), 300_001 + 5);
@@ -387,7 +393,7 @@ fn kill_signals_jobs_and_reports_each_state() {
         &["--", &format!("{}; echo unreachable", blocked_on(&gate))],
     );
     let b = submit(&env, &["--", "exec sleep 300"]);
-    let done = submit(&env, &["--wait", "--", "true"]);
+    let done = submit_wait(&env, &["--", "true"], 0);
     let (code, out, err) = agentctl(
         &env,
         &["kill", "--signal", "INT", &a, "ffffffff", &b, &done],
@@ -558,8 +564,8 @@ fn run_auto_starts_the_daemon_and_daemon_commands_manage_it() {
         "--",
         "echo started",
     ]));
-    assert_eq!(code, 0, "{err}");
-    let id = short_id(&out);
+    assert_eq!((code, out.as_str()), (0, "started\n"), "{err}");
+    let id = status_id(&err);
     assert_eq!(ok(&env, &["logs", &id]), "started\n");
 
     let status = ok(&env, &["daemon", "status"]);
@@ -737,8 +743,10 @@ fn run_wait_and_logs_follow_auto_start_agentd_again_after_it_stops() {
     };
     let mut runner = piped(&["run", "--wait", "--", &cmd]);
     let mut run_out = BufReader::new(runner.stdout.take().unwrap());
-    // The id is printed once the job is submitted; then it waits.
-    let id = short_id(&next_line(&mut run_out, "run --wait"));
+    // The job's output streams as it comes; then it waits.
+    assert_eq!(next_line(&mut run_out, "run --wait"), "a\n");
+    let listed: Value = serde_json::from_str(&ok(&env, &["jobs", "--json"])).unwrap();
+    let id = listed[0]["short_id"].as_str().unwrap().to_string();
     let mut follower = piped(&["logs", "-f", &id]);
     let mut followed = BufReader::new(follower.stdout.take().unwrap());
     assert_eq!(next_line(&mut followed, "logs -f"), "a\n");
@@ -759,6 +767,9 @@ fn run_wait_and_logs_follow_auto_start_agentd_again_after_it_stops() {
         follow_err.contains("reconnecting to agentd"),
         "{follow_err}"
     );
+    let mut run_rest = String::new();
+    run_out.read_to_string(&mut run_rest).unwrap();
+    assert_eq!(run_rest, "b\n", "run --wait too: every byte once");
     let runner = runner.wait_with_output().unwrap();
     let run_err = String::from_utf8_lossy(&runner.stderr);
     assert_eq!(runner.status.code(), Some(6), "{run_err}");
@@ -821,8 +832,8 @@ fn auto_start_finds_agentd_on_path_when_it_is_not_next_to_agentctl() {
     let agentd = agentd_tests::bin("agentd");
     let path = format!("{}:/usr/bin:/bin", agentd.parent().unwrap().display());
     let (code, out, err) = run(lone_agentctl(&env, &path).args(["run", "--wait", "--", "echo hi"]));
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(ok(&env, &["logs", &short_id(&out)]), "hi\n");
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    assert_eq!(ok(&env, &["logs", &status_id(&err)]), "hi\n");
     let info: Value = serde_json::from_str(&ok(&env, &["daemon", "status", "--json"])).unwrap();
     let exe = std::fs::read_link(format!("/proc/{}/exe", info["pid"])).unwrap();
     assert_eq!(

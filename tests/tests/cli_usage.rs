@@ -1,9 +1,40 @@
 //! End-to-end tests of what a new user meets first at the `agentctl`
-//! command line: options that must come before a job's command, and the
-//! words of that command kept as typed.
+//! command line: options that must come before a job's command, the words
+//! of that command kept as typed, `run --wait` showing the job's output,
+//! errors in plain words, and the exit codes scripts rely on.
+//!
+//! Jobs that must still be running when the test looks block on a FIFO the
+//! test opens when it is ready, never on a timer.
 
 use agentd_proto::methods::{JobList, ListParams};
 use agentd_tests::{Daemon, TestEnv, run};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// A FIFO in the test's temp dir for a job to block on.
+fn fifo(env: &TestEnv, name: &str) -> PathBuf {
+    let path = env.root().join(name);
+    rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::RWXU).unwrap();
+    path
+}
+
+/// Unblocks a job doing `read x < FIFO` (the open waits for its reader).
+fn release(fifo: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fifo)
+        .unwrap()
+        .write_all(b"go\n")
+        .unwrap();
+}
+
+/// `agentctl show --json ID` parsed.
+fn job(env: &TestEnv, id: &str) -> serde_json::Value {
+    let (code, out, err) = agentctl(env, &["show", "--json", id]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
 
 /// `agentctl ARGS…` in `env`: (exit code, stdout, stderr).
 fn agentctl(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
@@ -99,4 +130,98 @@ fn words_after_the_first_command_word_or_after_dashdash_are_the_commands() {
         assert_eq!(agentctl(&env, &["logs", &id]).1, want_output);
     }
     assert_eq!(job_ids(&daemon).len(), 3);
+}
+
+#[test]
+fn run_wait_streams_the_output_as_it_comes_then_the_status_line_and_the_exit_code() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon();
+    let gate = fifo(&env, "gate");
+    let cmd = format!("echo one; read x < {}; echo two; exit 3", gate.display());
+    let mut runner = env
+        .agentctl()
+        .args(["run", "--wait", "--", &cmd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(runner.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    // Shown while the job still runs (it is blocked on the FIFO).
+    assert_eq!(line, "one\n");
+    release(&gate);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "two\n");
+    let done = runner.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(3), "the job's exit code: {err}");
+    let status = err.lines().last().unwrap();
+    assert!(
+        status.contains(" failed (exit 3) after ") && status.ends_with(&cmd),
+        "{err}"
+    );
+
+    // Both streams into one file, as a terminal shows them: the output in
+    // order, and the status line after all of it.
+    let both = env.root().join("both.txt");
+    let file = std::fs::File::create(&both).unwrap();
+    let status = env
+        .agentctl()
+        .args(["run", "--wait", "--", "seq 1 3; echo done >&2"])
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&both).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..4], ["1", "2", "3", "done"], "{text}");
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[4].contains(" succeeded (exit 0) after "),
+        "the status line comes last: {text}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_run_wait_but_leaves_the_job_running_and_says_so() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon();
+    let gate = fifo(&env, "gate");
+    let cmd = format!("echo started; read x < {}", gate.display());
+    let mut runner = env
+        .agentctl()
+        .args(["run", "--wait", "--", &cmd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(runner.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+    let pid = rustix::process::Pid::from_raw(runner.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let done = runner.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(130), "{err}");
+    let (_, jobs, _) = agentctl(&env, &["jobs", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&jobs).unwrap();
+    let id = jobs[0]["short_id"].as_str().unwrap().to_string();
+    assert_eq!(jobs[0]["state"], "running", "the job runs on");
+    assert!(
+        err.contains(&format!(
+            "agentctl: stopped waiting; job {id} keeps running in agentd"
+        )) && err.contains(&format!("agentctl logs -f {id}")),
+        "{err}"
+    );
+    release(&gate);
+    let (code, _, err) = agentctl(&env, &["wait", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(job(&env, &id)["state"], "succeeded");
 }

@@ -64,26 +64,70 @@ pub async fn run(global: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode
         }
         offset = end;
     }
+    if args.follow {
+        follow(&mut client, &id, offset, &mut out).await?;
+    } else {
+        copy_to_end(&mut client, &id, offset, &mut out).await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the job's output from `offset` to `out` as it comes, with
+/// `job.output`'s `wait_ms` long-poll (no sleeping loop), until the job has
+/// finished and all its output is written; returns the offset reached.
+/// Shared by `logs -f` and `run --wait`. When agentd goes away meanwhile,
+/// `client` reaches the next one and the loop goes on from the same offset.
+///
+/// Errors: the daemon's; writing `out` failed; agentd did not come back.
+pub async fn follow(
+    client: &mut Reconnecting,
+    id: &str,
+    mut offset: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
     loop {
         let chunk = client
             .call::<JobOutput>(&OutputParams {
-                id: id.clone(),
+                id: id.to_string(),
                 offset: Some(offset),
                 limit: Some(CHUNK),
                 tail: None,
-                wait_ms: args.follow.then_some(FOLLOW_WAIT_MS),
+                wait_ms: Some(FOLLOW_WAIT_MS),
             })
             .await?;
         out.write_all(chunk.data.as_bytes())?;
         out.flush()?;
         offset = chunk.next_offset;
-        let done = if args.follow {
-            chunk.complete
-        } else {
-            chunk.data.is_empty() || chunk.next_offset >= chunk.total_bytes
-        };
-        if done {
-            return Ok(ExitCode::SUCCESS);
+        if chunk.complete {
+            return Ok(offset);
+        }
+    }
+}
+
+/// Writes the output written so far, from `offset` to its current end.
+///
+/// Errors: the daemon's; writing `out` failed.
+async fn copy_to_end(
+    client: &mut Reconnecting,
+    id: &str,
+    mut offset: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    loop {
+        let chunk = client
+            .call::<JobOutput>(&OutputParams {
+                id: id.to_string(),
+                offset: Some(offset),
+                limit: Some(CHUNK),
+                tail: None,
+                wait_ms: None,
+            })
+            .await?;
+        out.write_all(chunk.data.as_bytes())?;
+        out.flush()?;
+        offset = chunk.next_offset;
+        if chunk.data.is_empty() || chunk.next_offset >= chunk.total_bytes {
+            return Ok(());
         }
     }
 }

@@ -1,11 +1,13 @@
 //! `agentctl run`: submits a shell command as a job (`job.submit`) and
-//! prints its short id, so that `id=$(agentctl run -- make)` works.
+//! prints its short id, so that `id=$(agentctl run -- make)` works. With
+//! `--wait` it runs the job in the foreground's style: the job's output on
+//! stdout as it comes, then its end on stderr and its exit code.
 //!
 //! The job gets this shell's environment (with `--env` laid over it) and
 //! working directory, so it behaves as if typed here.
 
 use super::reconnect::Reconnecting;
-use super::{output, wait};
+use super::{logs, wait};
 use crate::{GlobalOpts, connect};
 use agentd_proto::methods::{JobSubmit, SubmitParams};
 use anyhow::{Context, bail};
@@ -43,7 +45,8 @@ pub struct RunArgs {
     /// Session whose notification queue gets the job's end [default: default]
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
-    /// Then wait for the job and exit as `agentctl wait` does
+    /// Stream the job's output instead of printing its id, then say how it
+    /// ended and exit as `agentctl wait` does (Ctrl-C leaves it running)
     #[arg(long)]
     pub wait: bool,
     /// The command, run as `/bin/sh -c 'WORDS…'` (words joined by spaces).
@@ -94,7 +97,14 @@ fn working_dir(args: &RunArgs) -> anyhow::Result<String> {
     }
 }
 
-/// Submits the job, prints its short id; with `--wait`, waits for it.
+/// Exit code of `run --wait` interrupted by Ctrl-C: 130, as a shell
+/// reports a command ended by SIGINT. The job itself keeps running.
+pub const INTERRUPTED: u8 = 130;
+
+/// Submits the job and prints its short id; with `--wait`, instead streams
+/// its output to stdout as it comes (as `logs -f`), then prints how it
+/// ended on stderr (as `wait`) and exits with its code. Ctrl-C stops the
+/// waiting, not the job, and says how to follow it.
 ///
 /// Errors: no daemon; the daemon refused the job (empty command, bad cwd,
 /// bad session name, …: its message says which).
@@ -112,17 +122,28 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
     let client = connect::connect(&socket).await?;
     // Not re-issued when agentd goes away: the job might be submitted twice.
     let job = client.call::<JobSubmit>(&params).await?;
-    {
+    if !args.wait {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", job.short_id)?;
         out.flush()?;
-    }
-    if !args.wait {
         return Ok(ExitCode::SUCCESS);
     }
     let mut client = Reconnecting::new(socket, client);
-    let code = wait::wait_for(&mut client, vec![job], None, output::stderr_is_terminal()).await?;
-    Ok(ExitCode::from(code))
+    let short = job.short_id.clone();
+    let foreground = async {
+        logs::follow(&mut client, &job.id, 0, &mut std::io::stdout().lock()).await?;
+        wait::wait_for(&mut client, vec![job], None, false).await
+    };
+    tokio::select! {
+        code = foreground => Ok(ExitCode::from(code?)),
+        Ok(()) = tokio::signal::ctrl_c() => {
+            eprintln!(
+                "\nagentctl: stopped waiting; job {short} keeps running in agentd \
+                 (`agentctl logs -f {short}` follows it, `agentctl kill {short}` ends it)"
+            );
+            Ok(ExitCode::from(INTERRUPTED))
+        }
+    }
 }
 
 #[cfg(test)]
