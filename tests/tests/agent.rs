@@ -912,9 +912,10 @@ fn config_file_sets_model_and_max_tokens_and_the_environment_wins() {
     );
     assert_eq!(reqs[1]["model"], "from-env");
     assert!(
-        w.transcripts().join("default.jsonl").is_file(),
+        w.transcripts().join("agent.jsonl").is_file(),
         "ask's default session"
     );
+    assert!(!w.transcripts().join("default.jsonl").exists());
 }
 
 /// Output of a child read on a thread, so a test can wait for text with a
@@ -1560,4 +1561,128 @@ fn tool_results_survive_agentd_dying_before_the_next_model_call() {
         r.iter().all(|(c, _)| !c.contains("interrupted")),
         "results of tools that ran are sent, not replaced: {r:?}"
     );
+}
+
+#[test]
+fn cli_job_results_never_reach_the_agents_default_session_and_drain_there_needs_force() {
+    let w = World::new(vec![Reply::text("one"), Reply::text("two")]);
+    let (code, _, err) = run(w.cmd().args(["ask", "first"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(w.cmd().args(["run", "--", "echo cli-job-output"]));
+    assert_eq!(code, 0, "{err}");
+    let job = w.jobs("default").remove(0);
+    assert!(out.contains(&job.short_id), "{out}");
+    w.wait_job(&job.id);
+    let (code, _, err) = run(w.cmd().args(["ask", "second"]));
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(!messages_text(&reqs[1]).contains("cli-job-output"));
+    assert!(!messages_text(&reqs[1]).contains("[bg:"));
+    assert_eq!(w.pending("default"), 1, "the CLI's result stays for people");
+
+    // The agent's session: drain refuses, notifications warns.
+    let (code, out, err) = run(w.cmd().args(["drain", "--session", "agent"]));
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("belongs to an agent"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let (code, _, err) = run(w.cmd().args(["notifications", "--session", "agent"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("still owed to its model"), "{err}");
+    let (code, _, err) = run(w.cmd().args(["drain", "--session", "agent", "--force"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("will not see"), "{err}");
+    // The job CLI's own session drains without a word.
+    let (code, out, err) = run(w.cmd().arg("drain"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&job.short_id), "{out}");
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(w.pending("default"), 0);
+
+    let (code, out, err) = run(w.cmd().args(["sessions", "show", "agent"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 in all"), "{out}");
+    assert!(out.contains("Last compaction: never"), "{out}");
+    assert!(out.contains("tokens of 200000"), "{out}");
+}
+
+#[test]
+fn sessions_rm_removes_the_transcript_and_pending_results_and_leaves_jobs_running() {
+    let w = World::new(vec![
+        Reply::Tools(
+            None,
+            vec![
+                (
+                    "background_run".into(),
+                    json!({"command": "read x < gate0; echo early-result"}),
+                ),
+                (
+                    "background_run".into(),
+                    json!({"command": "read x < gate; echo late"}),
+                ),
+            ],
+        ),
+        Reply::text("Started."),
+    ]);
+    let gate = w.gate("gate");
+    let gate0 = w.gate("gate0");
+    let (code, _, err) = w.ask("gone", "start two");
+    assert_eq!(code, 0, "{err}");
+    let jobs = w.jobs("gone");
+    let early = jobs.iter().find(|j| j.command.contains("early")).unwrap();
+    let late = jobs.iter().find(|j| j.command.contains("late")).unwrap();
+    open_gate(&gate0);
+    w.wait_job(&early.id);
+    assert_eq!(w.pending("gone"), 1);
+
+    let (code, out, err) = run(w.cmd().args(["sessions", "rm", "gone"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Removed session gone"), "{out}");
+    assert!(out.contains("Cleared 1 pending results"), "{out}");
+    assert!(
+        out.contains("still run") && out.contains(&late.short_id),
+        "{out}"
+    );
+    assert!(!w.transcripts().join("gone.jsonl").exists());
+    assert_eq!(w.pending("gone"), 0);
+    let c = w.client();
+    let still =
+        w.rt.block_on(c.call::<JobGet>(&IdParams {
+            id: late.id.clone(),
+        }))
+        .unwrap();
+    assert_eq!(still.state, JobState::Running);
+    open_gate(&gate);
+    w.wait_job(&late.id);
+
+    let (code, _, err) = run(w.cmd().args(["sessions", "rm", "gone"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no session gone"), "{err}");
+    let (code, out, _) = run(w.cmd().arg("sessions"));
+    assert_eq!(code, 0);
+    assert!(!out.contains("gone"), "{out}");
+}
+
+#[test]
+fn transcripts_older_than_the_retention_setting_are_removed() {
+    let w = World::new(vec![]);
+    let dir = w.env.root().join("config/agentctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), "[retention]\nmax_age_days = 7\n").unwrap();
+    std::fs::create_dir_all(w.transcripts()).unwrap();
+    let line = r#"{"role":"user","content":[{"type":"text","text":"a"}]}"#;
+    for name in ["old", "recent"] {
+        std::fs::write(w.transcripts().join(format!("{name}.jsonl")), line).unwrap();
+    }
+    let status = Command::new("touch")
+        .args(["-d", "10 days ago"])
+        .arg(w.transcripts().join("old.jsonl"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, out, err) = run(w.cmd().arg("sessions"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("recent") && !out.contains("old"), "{out}");
+    assert!(!w.transcripts().join("old.jsonl").exists());
+    assert!(w.transcripts().join("recent.jsonl").exists());
 }

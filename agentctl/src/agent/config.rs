@@ -1,5 +1,6 @@
 //! The agent's settings: `$XDG_CONFIG_HOME/agentctl/config.toml` (optional:
-//! `provider`, `model`, `max_tokens`, `max_tokens_param`), overridden by the environment
+//! `provider`, `model`, `max_tokens`, `max_tokens_param`,
+//! `context_window_tokens`, `[retention] max_age_days`), overridden by the environment
 //! (DESIGN.md, "Paths and environment"). API keys come from the
 //! environment only and are never written anywhere.
 
@@ -101,7 +102,20 @@ struct FileConfig {
     model: Option<String>,
     max_tokens: Option<u32>,
     max_tokens_param: Option<String>,
+    context_window_tokens: Option<u64>,
+    retention: Option<RetentionFile>,
 }
+
+/// The file's `[retention]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    max_age_days: Option<u64>,
+}
+
+/// Default `[retention] max_age_days`: transcripts untouched for longer
+/// are removed (the same default as agentd's finished jobs).
+pub const DEFAULT_MAX_AGE_DAYS: u64 = 30;
 
 /// Resolved settings for one run.
 #[derive(Clone)]
@@ -123,6 +137,10 @@ pub struct Config {
     pub base_url: String,
     /// The API key; optional for OpenAI-compatible local servers.
     pub api_key: Option<String>,
+    /// The model's context window in tokens: the file's
+    /// `context_window_tokens`, else [`super::context::default_window`]
+    /// for the model.
+    pub context_window_tokens: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -133,6 +151,7 @@ impl std::fmt::Debug for Config {
             .field("max_tokens", &self.max_tokens)
             .field("max_tokens_param", &self.max_tokens_param)
             .field("base_url", &self.base_url)
+            .field("context_window_tokens", &self.context_window_tokens)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -147,21 +166,37 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// The config file's contents, or the defaults when there is none.
+fn read_file() -> anyhow::Result<FileConfig> {
+    Ok(match config_path() {
+        Some(path) if path.is_file() => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        _ => FileConfig::default(),
+    })
+}
+
+/// `[retention] max_age_days` of the config file (default
+/// [`DEFAULT_MAX_AGE_DAYS`]; 0 keeps transcripts forever). Needs no API key.
+///
+/// Errors: the file is not valid TOML of the expected shape.
+pub fn retention_max_age_days() -> anyhow::Result<u64> {
+    Ok(read_file()?
+        .retention
+        .and_then(|r| r.max_age_days)
+        .unwrap_or(DEFAULT_MAX_AGE_DAYS))
+}
+
 impl Config {
     /// Reads the config file (if any) and the environment.
     ///
     /// Errors: the file is not valid TOML of the expected shape; the
     /// provider name is unknown; the Anthropic provider has no key.
     pub fn load() -> anyhow::Result<Config> {
-        let file = match config_path() {
-            Some(path) if path.is_file() => {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("invalid config file {}", path.display()))?
-            }
-            _ => FileConfig::default(),
-        };
+        let file = read_file()?;
         let provider_name = env("AGENTCTL_PROVIDER")
             .or(file.provider)
             .unwrap_or_else(|| "anthropic".into());
@@ -202,8 +237,13 @@ impl Config {
             Some(name) => name.parse()?,
             None => TokenParam::for_base_url(&base_url),
         };
+        let context_window_tokens = file
+            .context_window_tokens
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| super::context::default_window(&model));
         Ok(Config {
             provider,
+            context_window_tokens,
             model,
             model_named,
             max_tokens,

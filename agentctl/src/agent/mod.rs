@@ -1,12 +1,17 @@
 //! The agent: an LLM tool-use loop whose long commands run as agentd jobs.
 //!
 //! `ask` runs one turn non-interactively ([`ask`]), `chat` is the REPL
-//! ([`repl`]), `sessions` lists transcripts ([`sessions`]). The loop itself
+//! ([`repl`]), `sessions` lists, shows and removes transcripts
+//! ([`sessions`]). The loop itself
 //! is [`turn`]; background results are [`notifications`]; the conversation
-//! on disk is [`transcript`]; the model is behind [`provider`].
+//! on disk is [`transcript`], its size [`context`]; the model is behind
+//! [`provider`]. [`guard`] keeps the job CLI's `drain` off an agent's
+//! results.
 
 pub mod ask;
 pub mod config;
+pub mod context;
+pub mod guard;
 pub mod notifications;
 pub mod provider;
 pub mod repl;
@@ -29,7 +34,7 @@ pub enum AgentCommand {
     #[command(after_help = "Examples:\n  agentctl ask 'what does this repo do?'\n  \
                   agentctl ask --session fix --wait 'run the tests in the background and fix what fails'")]
     Ask {
-        /// Session to continue or start [default: default].
+        /// Session to continue or start [default: agent].
         #[arg(long, short)]
         session: Option<String>,
         /// Stay until this session's background jobs have finished and the
@@ -55,9 +60,21 @@ pub enum AgentCommand {
         #[arg(long, value_name = "DIR")]
         workdir: Option<PathBuf>,
     },
-    /// List the agent's sessions.
-    Sessions,
+    /// List the agent's sessions; show or remove one.
+    #[command(
+        after_help = "Examples:\n  agentctl sessions\n  agentctl sessions show agent\n  \
+                  agentctl sessions rm old-experiment"
+    )]
+    Sessions {
+        /// What to do [default: list them].
+        #[command(subcommand)]
+        cmd: Option<sessions::SessionsCommand>,
+    },
 }
+
+/// The session `ask` and `compact` use without `--session`: the agent's
+/// own, never the job CLI's `default` (whose results belong to people).
+pub const DEFAULT_SESSION: &str = "agent";
 
 /// Runs an agent subcommand.
 ///
@@ -71,15 +88,19 @@ pub async fn run(global: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<ExitC
             workdir,
             prompt,
         } => {
-            let session = session.unwrap_or_else(|| "default".into());
+            sessions::apply_retention();
+            let session = session.unwrap_or_else(|| DEFAULT_SESSION.into());
             ask::run(global, &session, wait, workdir, &prompt.join(" ")).await
         }
         AgentCommand::Chat {
             session,
             continue_,
             workdir,
-        } => repl::run(global, session, continue_, workdir).await,
-        AgentCommand::Sessions => sessions::run(global).await,
+        } => {
+            sessions::apply_retention();
+            repl::run(global, session, continue_, workdir).await
+        }
+        AgentCommand::Sessions { cmd } => sessions::run(global, cmd).await,
     }
 }
 

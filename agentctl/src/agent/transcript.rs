@@ -11,6 +11,13 @@
 //! (the highest notification `seq` handled with this message). Job ids
 //! (UUIDs) rather than seqs decide what was delivered, so a daemon whose
 //! state was reset, restarting seqs at 1, cannot make results vanish.
+//!
+//! The file is append-only. Besides messages it holds records
+//! ([`Record`]): a prompt withdrawn because its turn was cancelled before
+//! the model answered, and compactions, each carrying the view that
+//! replaces the messages before it. [`Transcript::view`] is what the model
+//! is sent; [`Transcript::messages`] is the full history, which decides
+//! what was delivered (so compaction never redelivers a result).
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -84,6 +91,65 @@ pub struct Message {
     /// result; their notifications are acked without being shown again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fg_jobs: Vec<String>,
+    /// The provider's token counts for the call that produced this
+    /// (assistant) message: the size of the context it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// Token counts a provider reported for one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens of the request (system, tools and messages; cached ones
+    /// included).
+    pub input_tokens: u64,
+    /// Tokens of the reply.
+    pub output_tokens: u64,
+}
+
+/// A transcript line that is not a message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// The user message at this index (among all messages) belongs to a
+    /// turn cancelled before the model answered: its text is never sent
+    /// (its tool results, if any, still are).
+    Withdrawn {
+        /// Index of the message in [`Transcript::messages`].
+        message: usize,
+    },
+    /// The conversation was compacted.
+    Compaction(Compaction),
+}
+
+/// A compaction: `view` replaces the first `upto` messages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Compaction {
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// How many messages of the full history it replaces.
+    pub upto: usize,
+    /// How many messages of the view before it went into the summary.
+    pub summarised: usize,
+    /// Estimated context size before and after, in tokens.
+    pub tokens_before: u64,
+    /// See `tokens_before`.
+    pub tokens_after: u64,
+    /// The summary as a user message, then the kept messages (old large
+    /// tool results elided).
+    pub view: Vec<Message>,
+    /// For each message of `view`, the index in the full history it
+    /// copies, if any (so a later [`Record::Withdrawn`] applies to it).
+    #[serde(default)]
+    pub origins: Vec<Option<usize>>,
+}
+
+/// One line of the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Message(Message),
+    Record(Record),
 }
 
 impl Message {
@@ -95,7 +161,13 @@ impl Message {
             bg_seq: None,
             bg_jobs: Vec::new(),
             fg_jobs: Vec::new(),
+            usage: None,
         }
+    }
+
+    /// The message without its bookkeeping (as copied into a view).
+    pub fn bare(&self) -> Message {
+        Message::new(self.role, self.content.clone())
     }
 
     /// The message's text blocks joined by newlines.
@@ -127,6 +199,10 @@ impl Message {
 pub struct Transcript {
     /// Every message, oldest first, as persisted.
     messages: Vec<Message>,
+    /// Indexes of withdrawn user messages.
+    withdrawn: HashSet<usize>,
+    /// The last compaction, if any.
+    compaction: Option<Compaction>,
     /// The open transcript file (append mode).
     file: File,
     /// Its path, for messages.
@@ -148,35 +224,7 @@ impl Transcript {
                 .create(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let mut messages = Vec::new();
-        let mut valid_len = 0u64;
-        if let Ok(f) = File::open(path) {
-            let lines: Vec<Vec<u8>> = BufReader::new(f)
-                .split(b'\n')
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let count = lines.len();
-            for (i, bytes) in lines.iter().enumerate() {
-                // Lengths count the bytes on disk, not their lossy decoding
-                // (which grows each invalid byte to three), so a repair
-                // cuts the file where the good lines end.
-                let line = String::from_utf8_lossy(bytes);
-                if line.trim().is_empty() {
-                    valid_len += bytes.len() as u64 + 1;
-                    continue;
-                }
-                match serde_json::from_str::<Message>(&line) {
-                    Ok(m) => {
-                        messages.push(m);
-                        valid_len += bytes.len() as u64 + 1;
-                    }
-                    Err(_) if i + 1 == count => break,
-                    Err(e) => {
-                        anyhow::bail!("{} line {}: not a message: {e}", path.display(), i + 1)
-                    }
-                }
-            }
-        }
+        let (loaded, valid_len) = load(path)?;
         use std::os::unix::fs::OpenOptionsExt;
         let file = OpenOptions::new()
             .create(true)
@@ -195,11 +243,19 @@ impl Transcript {
                 .write_all(b"\n")
                 .with_context(|| format!("cannot repair {}", path.display()))?;
         }
-        Ok(Transcript {
-            messages,
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(loaded.into_transcript(file, path))
+    }
+
+    /// Loads the transcript at `path` without repairing or locking it (for
+    /// `agentctl sessions show`, which may look at a session in use). Its
+    /// [`Transcript::push`] fails.
+    ///
+    /// Errors: the file cannot be read; a line other than the last is not
+    /// a message.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Transcript> {
+        let (loaded, _) = load(path)?;
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(loaded.into_transcript(file, path))
     }
 
     /// The messages so far.
@@ -212,19 +268,87 @@ impl Transcript {
         &self.path
     }
 
-    /// Appends a message: writes its line, flushes and syncs it to disk,
-    /// then keeps it in memory.
-    ///
-    /// Errors: the write or sync fails.
-    pub fn push(&mut self, message: Message) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(&message)?;
+    /// The last compaction, if any.
+    pub fn compaction(&self) -> Option<&Compaction> {
+        self.compaction.as_ref()
+    }
+
+    /// What the model is sent: the last compaction's view, then the
+    /// messages after it, withdrawn prompts without their text. Each
+    /// message comes with the index in [`Transcript::messages`] it
+    /// copies, if any.
+    pub fn view_with_origins(&self) -> Vec<(Message, Option<usize>)> {
+        let (mut out, start): (Vec<(Message, Option<usize>)>, usize) = match &self.compaction {
+            Some(c) => (
+                c.view
+                    .iter()
+                    .cloned()
+                    .zip(c.origins.iter().copied().chain(std::iter::repeat(None)))
+                    .collect(),
+                c.upto.min(self.messages.len()),
+            ),
+            None => (Vec::new(), 0),
+        };
+        out.extend(
+            self.messages[start..]
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.clone(), Some(start + i))),
+        );
+        for (m, origin) in &mut out {
+            if origin.is_some_and(|i| self.withdrawn.contains(&i)) {
+                m.content.retain(|b| !matches!(b, Block::Text { .. }));
+            }
+        }
+        out
+    }
+
+    /// [`Transcript::view_with_origins`] without the origins.
+    pub fn view(&self) -> Vec<Message> {
+        self.view_with_origins()
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    /// Writes one line, flushed and synced to disk.
+    fn append(&mut self, value: &impl Serialize) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(value)?;
         line.push(b'\n');
         self.file
             .write_all(&line)
             .and_then(|()| self.file.flush())
             .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    /// Appends a message: writes its line, flushes and syncs it to disk,
+    /// then keeps it in memory.
+    ///
+    /// Errors: the write or sync fails.
+    pub fn push(&mut self, message: Message) -> anyhow::Result<()> {
+        self.append(&message)?;
         self.messages.push(message);
+        Ok(())
+    }
+
+    /// Records that the user message at `index` is withdrawn (its turn
+    /// was cancelled before the model answered).
+    ///
+    /// Errors: the write fails.
+    pub fn withdraw(&mut self, index: usize) -> anyhow::Result<()> {
+        self.append(&Record::Withdrawn { message: index })?;
+        self.withdrawn.insert(index);
+        Ok(())
+    }
+
+    /// Appends a compaction record; from now on [`Transcript::view`]
+    /// starts from its view.
+    ///
+    /// Errors: the write fails.
+    pub fn push_compaction(&mut self, compaction: Compaction) -> anyhow::Result<()> {
+        self.append(&Record::Compaction(compaction.clone()))?;
+        self.compaction = Some(compaction);
         Ok(())
     }
 
@@ -264,6 +388,69 @@ impl Transcript {
             .find(|m| m.role == Role::Assistant)
             .map(Message::text)
     }
+}
+
+/// What [`load`] read.
+#[derive(Default)]
+struct Loaded {
+    messages: Vec<Message>,
+    withdrawn: HashSet<usize>,
+    compaction: Option<Compaction>,
+}
+
+impl Loaded {
+    fn into_transcript(self, file: File, path: &Path) -> Transcript {
+        Transcript {
+            messages: self.messages,
+            withdrawn: self.withdrawn,
+            compaction: self.compaction,
+            file,
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+/// Reads the lines of `path` (none when it does not exist); also returns
+/// the byte length of its good lines. A last line cut mid-write is
+/// skipped.
+fn load(path: &Path) -> anyhow::Result<(Loaded, u64)> {
+    let mut out = Loaded::default();
+    let mut valid_len = 0u64;
+    let Ok(f) = File::open(path) else {
+        return Ok((out, 0));
+    };
+    let lines: Vec<Vec<u8>> = BufReader::new(f)
+        .split(b'\n')
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let count = lines.len();
+    for (i, bytes) in lines.iter().enumerate() {
+        // Lengths count the bytes on disk, not their lossy decoding
+        // (which grows each invalid byte to three), so a repair
+        // cuts the file where the good lines end.
+        let line = String::from_utf8_lossy(bytes);
+        if line.trim().is_empty() {
+            valid_len += bytes.len() as u64 + 1;
+            continue;
+        }
+        match serde_json::from_str::<Line>(&line) {
+            Ok(l) => {
+                match l {
+                    Line::Message(m) => out.messages.push(m),
+                    Line::Record(Record::Withdrawn { message }) => {
+                        out.withdrawn.insert(message);
+                    }
+                    Line::Record(Record::Compaction(c)) => out.compaction = Some(c),
+                }
+                valid_len += bytes.len() as u64 + 1;
+            }
+            Err(_) if i + 1 == count => break,
+            Err(e) => {
+                anyhow::bail!("{} line {}: not a message: {e}", path.display(), i + 1)
+            }
+        }
+    }
+    Ok((out, valid_len))
 }
 
 /// The messages to send: consecutive messages of one role merged (a run

@@ -101,6 +101,7 @@ impl Session {
             bg_seq: gathered.max_seq,
             bg_jobs: gathered.deliver.iter().map(|n| n.job_id.clone()).collect(),
             fg_jobs: Vec::new(),
+            usage: None,
         };
         self.transcript.push(message)?;
         if std::env::var_os(CRASH_HOOK_ENV).is_some() {

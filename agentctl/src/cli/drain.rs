@@ -23,12 +23,18 @@ pub struct DrainArgs {
     /// Print a JSON array of Notification objects
     #[arg(long)]
     pub json: bool,
+    /// Drain even a session that belongs to an agent (its model will not
+    /// see what is taken)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Drains and prints the notifications.
 ///
-/// Errors: no daemon; an invalid session name.
+/// Errors: no daemon; an invalid session name; a session that belongs to
+/// an agent, without `--force`.
 pub async fn run(global: &GlobalOpts, args: DrainArgs) -> anyhow::Result<ExitCode> {
+    crate::agent::guard::check_taking(args.session.as_deref(), true, args.force)?;
     let client = connect::connect(&global.socket_path()).await?;
     let result = client
         .call::<NotificationsDrain>(&DrainParams {

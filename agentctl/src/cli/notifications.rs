@@ -28,6 +28,7 @@ pub struct NotificationsArgs {
 ///
 /// Errors: no daemon; an invalid session name.
 pub async fn run(global: &GlobalOpts, args: NotificationsArgs) -> anyhow::Result<ExitCode> {
+    crate::agent::guard::check_taking(args.session.as_deref(), false, false)?;
     let client = connect::connect(&global.socket_path()).await?;
     let result = client
         .call::<NotificationsPeek>(&PeekParams {
