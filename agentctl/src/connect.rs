@@ -137,11 +137,20 @@ pub async fn start_daemon(socket: &Path) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open the daemon log {}", log_path.display()))?;
+    let log = {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)
+            .with_context(|| format!("cannot open the daemon log {}", log_path.display()))?;
+        // One an older agentctl made readable by others is tightened too.
+        if log.metadata()?.permissions().mode() & 0o077 != 0 {
+            log.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        log
+    };
     let log_size = log.metadata().map(|m| m.len()).unwrap_or(0);
 
     let ready_dir = tempfile_dir()?;

@@ -92,7 +92,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let shared = Arc::new(Shared::default());
     let db = config.state_dir.join("agentd.db");
     let (store, loaded) = Store::open(db, shared.clone())?;
-    let orphans = restore(&shared, loaded);
+    let (orphans, unkept) = restore(&shared, loaded);
     let mut config = config;
     let listener = match listener::inherited()? {
         Some((listener, path)) => {
@@ -141,6 +141,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             "recovered the jobs that were running when agentd last stopped"
         );
     }
+    fail_unkept(&daemon, unkept).await;
     supervisor::start_queued(&daemon).await;
     let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
 
@@ -167,9 +168,12 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 
 /// Fills the job table and queues from the database. Jobs recorded as
 /// running are returned, to be adopted, finished from their exit records or
-/// marked lost once the daemon is up ([`supervisor::adopt::recover`]).
-fn restore(shared: &Shared, loaded: Loaded) -> Vec<Orphan> {
+/// marked lost once the daemon is up ([`supervisor::adopt::recover`]), and
+/// the ids of queued jobs whose environment was not kept, for
+/// [`fail_unkept`].
+fn restore(shared: &Shared, loaded: Loaded) -> (Vec<Orphan>, Vec<String>) {
     let mut orphans = Vec::new();
+    let mut unkept = Vec::new();
     let mut jobs = shared.jobs.lock().expect("job table poisoned");
     for l in loaded.jobs {
         let job = l.job;
@@ -180,14 +184,49 @@ fn restore(shared: &Shared, loaded: Loaded) -> Vec<Orphan> {
                 recorded: true,
             });
         }
-        let env = (job.state == JobState::Queued).then_some(l.env).flatten();
-        jobs.insert(JobEntry::new(job, l.tail_bytes, env));
+        let queued = job.state == JobState::Queued;
+        if queued && l.env_not_kept {
+            unkept.push(job.id.clone());
+        }
+        let env = queued.then_some(l.env).flatten();
+        let on_disk = env.is_some();
+        let idx = jobs.insert(JobEntry::new(job, l.tail_bytes, env));
+        jobs.entry_mut(idx).env_on_disk = on_disk;
     }
     let mut queues = shared.queues.lock().expect("queues poisoned");
     for n in loaded.pending {
         queues.push(n);
     }
-    orphans
+    (orphans, unkept)
+}
+
+/// Fails the queued jobs that an earlier agentd was starting when it
+/// stopped, before their start was recorded, and that were not found
+/// started ([`supervisor::adopt::claim_unrecorded`] took those): their
+/// environment was never stored (docs/survival.md, "A job's environment"),
+/// so they cannot run as they were asked to.
+async fn fail_unkept(daemon: &Daemon, ids: Vec<String>) {
+    for id in ids {
+        let job = {
+            let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
+            let Ok(idx) = jobs.resolve(&id) else { continue };
+            if !jobs.dequeue(idx) {
+                continue;
+            }
+            let entry = jobs.entry_mut(idx);
+            entry.env = None;
+            entry.env_on_disk = false;
+            entry.job.clone()
+        };
+        let mut job = job;
+        tracing::warn!(job = %job.short_id, "agentd stopped while starting this job; its environment was not kept, so it is not started");
+        job.state = JobState::Failed;
+        job.reason = Some(
+            "agentd stopped while starting the job, and a job's environment is kept on disk only while it waits in the queue; submit it again".into(),
+        );
+        job.finished_at = Some(timefmt::now());
+        supervisor::finish(daemon, job, None).await;
+    }
 }
 
 /// Kills every running job (TERM, KILL after 5 s) and waits until each end

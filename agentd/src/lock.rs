@@ -3,11 +3,11 @@
 
 use anyhow::{Context, bail};
 use std::fs::{DirBuilder, File, TryLockError};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Creates the state dir (mode 0700) if needed, tightens its mode if it is
-/// looser, and takes the lock. The lock lasts as long as the returned file.
+/// looser, and takes the lock (`agentd.lock`, mode 0600). The lock lasts as long as the returned file.
 ///
 /// Errors: the directory cannot be created; another agentd holds the lock.
 pub fn lock_state_dir(dir: &Path) -> anyhow::Result<File> {
@@ -23,8 +23,17 @@ pub fn lock_state_dir(dir: &Path) -> anyhow::Result<File> {
         )?;
     }
     let path = dir.join("agentd.lock");
-    let file = File::create(&path)
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
         .with_context(|| format!("cannot create the lock file {}", path.display()))?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make the lock file {} 0600", path.display()))?;
+    }
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => bail!(

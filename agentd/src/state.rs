@@ -25,6 +25,9 @@ pub struct JobEntry {
     pub tail_bytes: u64,
     /// Environment overlay, kept only until the job starts.
     pub env: Option<BTreeMap<String, String>>,
+    /// True when `env` is also stored in the database (the job waited in
+    /// the queue): it is wiped there before the job starts.
+    pub env_on_disk: bool,
     /// Sends kill requests to the job's supervising task; set from the moment
     /// the job is taken off the queue until it finishes.
     pub control: Option<mpsc::UnboundedSender<Control>>,
@@ -45,6 +48,7 @@ impl JobEntry {
             job,
             tail_bytes,
             env,
+            env_on_disk: false,
             control: None,
             done: watch::channel(finished).0,
             started: None,

@@ -533,6 +533,26 @@ fn api_keys_stay_out_of_transcripts_and_job_environments() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         assert!(!text.contains(KEY) && !text.contains(OPENAI_KEY));
     }
+    // Nor any byte of any file agentctl or agentd keeps (transcripts,
+    // the job database and its WAL, job output).
+    let mut todo = vec![w.env.root().join("state")];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                for key in [KEY, OPENAI_KEY] {
+                    assert!(
+                        !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+                        "{key} in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -374,6 +374,7 @@ async fn a_version_1_database_is_migrated_and_its_running_jobs_are_lost() {
 import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 c.executescript('''
+PRAGMA secure_delete = OFF;
 CREATE TABLE jobs (ord INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, command TEXT NOT NULL,
   cwd TEXT NOT NULL, env TEXT, state TEXT NOT NULL, exit_code INTEGER, signal TEXT, pid INTEGER,
   session TEXT NOT NULL, label TEXT, created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
@@ -391,6 +392,13 @@ INSERT INTO jobs (id, command, cwd, state, exit_code, pid, session, created_at, 
 INSERT INTO jobs (id, command, cwd, state, pid, session, created_at, started_at, tail_bytes)
   VALUES ('bbbbbbbb-0000-4000-8000-000000000002', 'sleep 300', '/', 'running', 999998, 'default',
   '2026-11-22T04:00:00.000Z', '2026-11-22T04:00:00.001Z', 1000);
+INSERT INTO jobs (id, command, cwd, env, state, session, created_at, tail_bytes)
+  VALUES ('cccccccc-0000-4000-8000-000000000003', 'printf %s "$OLD_QUEUED" | tr a-z A-Z', '/',
+  '{"OLD_QUEUED":"sekrit-queued-in-v1"}', 'queued', 'default', '2026-11-22T04:00:00.000Z', 1000);
+INSERT INTO jobs (id, command, cwd, env, state, session, created_at, tail_bytes)
+  VALUES ('dddddddd-0000-4000-8000-000000000004', 'true', '/', '{"GONE":"sekrit-deleted-in-v1"}',
+  'queued', 'default', '2026-11-22T04:00:00.000Z', 1000);
+DELETE FROM jobs WHERE id LIKE 'dddddddd%';
 PRAGMA user_version = 1;
 ''')
 c.commit()
@@ -401,6 +409,17 @@ c.commit()
         .status()
         .unwrap();
     assert!(status.success());
+    // The queued job's output log, as agentd made at its submit.
+    let queued_dir = env
+        .state_dir
+        .join("jobs/cccccccc-0000-4000-8000-000000000003");
+    std::fs::create_dir_all(&queued_dir).unwrap();
+    std::fs::write(queued_dir.join("output.log"), "").unwrap();
+    let old = std::fs::read(&db).unwrap();
+    assert!(
+        old.windows(20).any(|w| w == b"sekrit-deleted-in-v1"),
+        "the deleted row's environment is left in a free page"
+    );
 
     let daemon = env.start_daemon();
     let c = daemon.client().await;
@@ -408,8 +427,13 @@ c.commit()
     assert_eq!((done.state, done.exit_code), (JobState::Succeeded, Some(0)));
     let lost = get(&c, "bbbbbbbb").await;
     assert_eq!(lost.state, JobState::Lost);
+    // The queued job runs with the environment it was given; then neither
+    // it nor one an old agentd deleted (left in a free page) is on disk.
+    let queued = wait(&c, "cccccccc").await;
+    assert_eq!(queued.state, JobState::Succeeded, "{queued:?}");
+    assert_eq!(output(&c, "cccccccc").await, "SEKRIT-QUEUED-IN-V1");
     let notes = pending(&c).await;
-    assert_eq!(notes.len(), 1);
+    assert_eq!(notes.len(), 2);
     assert_eq!(notes[0].seq, 4, "seq continues from the old database");
     // New jobs run (and record their shims) in the migrated database.
     let job = submit(&c, "echo fine", None).await;
@@ -426,7 +450,19 @@ c.commit()
         .arg(&db)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n1\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "4\n2\n");
+    for secret in ["sekrit-queued-in-v1", "sekrit-deleted-in-v1"] {
+        for file in std::fs::read_dir(&env.state_dir).unwrap() {
+            let path = file.unwrap().path();
+            if let Ok(bytes) = std::fs::read(&path) {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} is still in {}",
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -180,9 +180,10 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
     })
     .await
     .map_err(RpcError::internal)??;
+    let env = p.env.filter(|e| !e.is_empty());
     if let Err(e) = d
         .store
-        .insert_job(job.clone(), p.env.as_ref(), tail_bytes)
+        .insert_job(job.clone(), env.is_some(), tail_bytes)
         .await
     {
         // Leave no directory behind for a job that does not exist.
@@ -202,16 +203,27 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .jobs
         .lock()
         .expect("job table poisoned")
-        .insert(JobEntry::new(job, tail_bytes, p.env));
+        .insert(JobEntry::new(job, tail_bytes, env));
     supervisor::start_queued(d).await;
-    let job = d
-        .shared
-        .jobs
-        .lock()
-        .expect("job table poisoned")
-        .entry(idx)
-        .job
-        .clone();
+    // A job that must wait keeps its environment on disk until it starts,
+    // so that it survives a restart; one that started never stored it.
+    let (job, keep) = {
+        let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
+        let entry = jobs.entry_mut(idx);
+        let keep = match (&entry.env, entry.job.state) {
+            (Some(env), JobState::Queued) => {
+                entry.env_on_disk = true;
+                Some(d.store.keep_env(entry.job.id.clone(), env))
+            }
+            _ => None,
+        };
+        (entry.job.clone(), keep)
+    };
+    if let Some(keep) = keep
+        && let Err(e) = keep.await
+    {
+        tracing::error!(job = %job.short_id, "cannot store a queued job's environment; a restart of agentd before it starts would fail it: {e}");
+    }
     Ok(job)
 }
 

@@ -6,6 +6,12 @@
 //! fsync), then applies the committed changes to [`Shared`] in order and
 //! answers each caller. Pipelined submits from many clients therefore share
 //! commits instead of each paying for its own.
+//!
+//! Environments: a job's environment is stored (table `job_env`) only while
+//! the job waits in the queue. A transaction that removed one is followed
+//! by `PRAGMA wal_checkpoint(TRUNCATE)` before anyone is answered, and the
+//! database runs with `secure_delete`, so once a job has started no byte of
+//! its environment is left in the database file or its WAL.
 
 pub mod schema;
 
@@ -63,8 +69,15 @@ pub enum StoreError {
 enum Op {
     InsertJob {
         job: Box<Job>,
-        env: Option<String>,
+        env_given: bool,
         tail_bytes: u64,
+    },
+    KeepEnv {
+        id: String,
+        env: String,
+    },
+    WipeEnv {
+        id: String,
     },
     MarkStarted {
         id: String,
@@ -122,6 +135,14 @@ impl Store {
     }
 
     async fn exec(&self, op: Op) -> Result<Output, StoreError> {
+        self.send(op)?.await
+    }
+
+    /// Sends `op` now; the future answers once it is committed.
+    fn send(
+        &self,
+        op: Op,
+    ) -> Result<impl Future<Output = Result<Output, StoreError>> + use<>, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command {
@@ -129,30 +150,60 @@ impl Store {
                 reply: Some(reply),
             })
             .map_err(|_| StoreError::Closed)?;
-        match rx.await {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(msg)) => Err(StoreError::Failed(msg)),
-            Err(_) => Err(StoreError::Closed),
-        }
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(out)) => Ok(out),
+                Ok(Err(msg)) => Err(StoreError::Failed(msg)),
+                Err(_) => Err(StoreError::Closed),
+            }
+        })
     }
 
-    /// Records a new job; returns once it is committed.
+    /// Records a new job; returns once it is committed. Its environment is
+    /// not stored: `env_given` only records that it has one (see
+    /// [`schema::insert_job`]); [`Store::keep_env`] stores it if the job
+    /// must wait in the queue.
     ///
     /// Errors: the commit failed (the job is not recorded).
     pub async fn insert_job(
         &self,
         job: Job,
-        env: Option<&BTreeMap<String, String>>,
+        env_given: bool,
         tail_bytes: u64,
     ) -> Result<(), StoreError> {
-        let env = env.map(|e| serde_json::to_string(e).expect("a string map always serialises"));
         self.exec(Op::InsertJob {
             job: Box::new(job),
-            env,
+            env_given,
             tail_bytes,
         })
         .await
         .map(|_| ())
+    }
+
+    /// Sends the environment of a job that waits in the queue to be stored
+    /// (until [`Store::wipe_env`], the job's start or its end); the returned
+    /// future resolves once it is committed. Sending happens at the call,
+    /// so a caller holding the job table's lock orders it before any later
+    /// start of the job.
+    ///
+    /// Errors: the commit failed (the environment is then only in memory).
+    pub fn keep_env(
+        &self,
+        id: String,
+        env: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + use<> {
+        let env = serde_json::to_string(env).expect("a string map always serialises");
+        let rx = self.send(Op::KeepEnv { id, env });
+        async move { rx?.await.map(|_| ()) }
+    }
+
+    /// Overwrites a queued job's stored environment and wipes the WAL;
+    /// returns once that is committed, so a job started after it never has
+    /// its environment on disk.
+    ///
+    /// Errors: the commit or the wipe failed.
+    pub async fn wipe_env(&self, id: String) -> Result<(), StoreError> {
+        self.exec(Op::WipeEnv { id }).await.map(|_| ())
     }
 
     /// Records that a job started, with its pid and the shim supervising
@@ -253,23 +304,37 @@ fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> 
         }
     };
     let mut results = Vec::with_capacity(batch.len());
+    // Set when an environment was removed: the WAL then still holds it.
+    let mut wipe = false;
+    let mut wiped = |had_env: bool| wipe |= had_env;
     for cmd in batch.iter_mut() {
         let result = match &mut cmd.op {
             Op::InsertJob {
                 job,
-                env,
+                env_given,
                 tail_bytes,
-            } => schema::insert_job(&tx, job, env.as_deref(), *tail_bytes).map(|_| Output::Done),
+            } => schema::insert_job(&tx, job, *env_given, *tail_bytes).map(|_| Output::Done),
+            Op::KeepEnv { id, env } => schema::keep_env(&tx, id, env).map(|_| Output::Done),
+            Op::WipeEnv { id } => schema::wipe_env(&tx, id).map(|w| {
+                wiped(w);
+                Output::Done
+            }),
             Op::MarkStarted {
                 id,
                 pid,
                 started_at,
                 shim,
-            } => schema::mark_started(&tx, id, *pid, started_at, *shim).map(|_| Output::Done),
+            } => schema::mark_started(&tx, id, *pid, started_at, *shim).map(|w| {
+                wiped(w);
+                Output::Done
+            }),
             Op::Finish { job, output_tail } => {
                 *last_seq += 1;
                 let n = notification_for(job, *last_seq, std::mem::take(output_tail));
-                schema::finish_job(&tx, job, &n).map(|_| Output::Notification(Box::new(n)))
+                schema::finish_job(&tx, job, &n).map(|w| {
+                    wiped(w);
+                    Output::Notification(Box::new(n))
+                })
             }
             Op::Ack { session, up_to } => schema::ack(&tx, session, *up_to).map(Output::Acked),
             Op::Barrier => Ok(Output::Done),
@@ -283,6 +348,15 @@ fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> 
         tracing::error!("job database commit failed: {e}");
         e.to_string()
     });
+    if wipe && commit.is_ok() {
+        // Before anyone is answered: a job whose environment was wiped
+        // starts only after this.
+        if let Err(e) = schema::wipe_wal(conn) {
+            tracing::error!(
+                "cannot checkpoint the job database's WAL; a wiped environment may stay in it until the next wipe: {e}"
+            );
+        }
+    }
     BatchOutcome { results, commit }
 }
 

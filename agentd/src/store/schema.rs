@@ -6,6 +6,14 @@
 //!     restarted agentd can adopt it (docs/survival.md). A version-1
 //!     database is migrated in place with `ALTER TABLE … ADD COLUMN`.
 //! 3 — `jobs.reason`: why a job ended as it did, in words (`Job.reason`).
+//! 4 — `jobs.env` moves to its own table, `job_env`, which holds a
+//!     queued job's environment only while it waits (README, "Security"):
+//!     agentd wipes it before the job starts, with `secure_delete` on and a
+//!     `wal_checkpoint(TRUNCATE)` after the commit, so no byte of it stays
+//!     in the database, its free pages or its WAL. The migration carries
+//!     queued jobs' environments over, then drops the column and rewrites
+//!     the file (`VACUUM`), which also clears what earlier versions left in
+//!     free pages.
 //!
 //! A database with a newer version is refused, never rewritten.
 
@@ -16,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -24,7 +32,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     id           TEXT NOT NULL UNIQUE,
     command      TEXT NOT NULL,
     cwd          TEXT NOT NULL,
-    env          TEXT,
     state        TEXT NOT NULL,
     exit_code    INTEGER,
     signal       TEXT,
@@ -49,6 +56,10 @@ CREATE TABLE IF NOT EXISTS notifications (
     body    TEXT NOT NULL,
     acked   INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS job_env (
+    job_id TEXT PRIMARY KEY,
+    env    TEXT
+);
 CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (session, seq) WHERE acked = 0;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -68,6 +79,17 @@ const MIGRATE_2_TO_3: &str = "
 ALTER TABLE jobs ADD COLUMN reason TEXT;
 ";
 
+/// Version 3 to 4: queued jobs' environments in their own table; the
+/// column goes (the file is then rewritten, see [`open`]).
+const MIGRATE_3_TO_4: &str = "
+CREATE TABLE job_env (
+    job_id TEXT PRIMARY KEY,
+    env    TEXT
+);
+INSERT INTO job_env (job_id, env) SELECT id, env FROM jobs WHERE state = 'queued' AND env IS NOT NULL;
+ALTER TABLE jobs DROP COLUMN env;
+";
+
 /// A job as loaded at start, with what is needed to run it if it is queued.
 pub struct LoadedJob {
     /// The job.
@@ -76,6 +98,11 @@ pub struct LoadedJob {
     pub tail_bytes: u64,
     /// Its environment overlay (queued jobs only).
     pub env: Option<BTreeMap<String, String>>,
+    /// A queued job that was given an environment agentd did not keep on
+    /// disk, because it was starting the job (see [`insert_job`]): it
+    /// cannot run as it was asked to, and fails at start unless it is found
+    /// already started.
+    pub env_not_kept: bool,
     /// The shim supervising it, when it was started by an agentd that
     /// records shims (schema 2): `None` for jobs that never ran and for
     /// jobs a version-1 agentd started.
@@ -114,6 +141,12 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         path: path.to_owned(),
         source,
     };
+    private_files(path).map_err(|e| {
+        open_err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot make it private (0600): {e}")),
+        ))
+    })?;
     let conn = Connection::open(path).map_err(open_err)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -129,13 +162,20 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         .map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(open_err)?;
+    // Deleted content is overwritten with zeros (in pages and in freed
+    // pages alike), so a wiped environment leaves nothing in the file.
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(open_err)?;
     // Create or migrate, and stamp the version, in one transaction.
     let upgrade = match version {
         0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         1 => format!(
-            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
-        2 => format!("BEGIN; {MIGRATE_2_TO_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        2 => format!(
+            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ),
+        3 => format!("BEGIN; {MIGRATE_3_TO_4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
     if !upgrade.is_empty() {
@@ -144,13 +184,70 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             return Err(open_err(e));
         }
         if version != 0 {
+            // Earlier versions kept environments in `jobs.env`: their bytes
+            // may linger in free pages, which only a rewrite clears.
+            conn.execute_batch("VACUUM").map_err(open_err)?;
             tracing::info!(
                 "migrated the job database {} from schema {version} to {SCHEMA_VERSION}",
                 path.display()
             );
         }
     }
+    // A crash between a wipe's commit and its checkpoint leaves old frames
+    // in the WAL; this clears them.
+    wipe_wal(&conn).map_err(open_err)?;
     Ok(conn)
+}
+
+/// Copies the WAL into the database and truncates it to nothing, so no
+/// frame written before (a wiped environment's included) stays in the
+/// file. SQLite's `PRAGMA wal_checkpoint(TRUNCATE)`; agentd's is the only
+/// connection, so it is never blocked by a reader.
+///
+/// Errors: SQLite's (an I/O error).
+pub fn wipe_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let (busy, _, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if busy != 0 {
+        tracing::warn!(
+            "the job database's WAL could not be checkpointed (busy); it is retried after the next wipe"
+        );
+    }
+    Ok(())
+}
+
+/// Makes the database and its WAL and shared-memory files mode 0600:
+/// creates the database file so (SQLite gives the WAL and `-shm` files the
+/// database file's mode), and tightens files an older agentd left looser.
+///
+/// Errors: a file cannot be created or its mode changed.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mut names = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name.into());
+    }
+    for name in names {
+        match std::fs::metadata(&name) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600))?
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn parse_state(s: &str) -> rusqlite::Result<JobState> {
@@ -163,8 +260,10 @@ fn parse_state(s: &str) -> rusqlite::Result<JobState> {
 ///
 /// Errors: SQLite errors, or a row that does not decode.
 pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
+    // Column 3 is where `env` was before version 4; the environments are
+    // read from `job_env` below.
     let mut stmt = conn.prepare(
-        "SELECT id, command, cwd, env, state, exit_code, signal, pid, session, label,
+        "SELECT id, command, cwd, NULL, state, exit_code, signal, pid, session, label,
                 created_at, started_at, finished_at, duration_ms, timeout_secs,
                 tail_bytes, output_bytes, shim_pid, shim_start, reason
          FROM jobs ORDER BY ord",
@@ -172,7 +271,6 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let jobs = stmt
         .query_map([], |r| {
             let id: String = r.get(0)?;
-            let env: Option<String> = r.get(3)?;
             Ok(LoadedJob {
                 job: Job {
                     short_id: id[..8.min(id.len())].to_string(),
@@ -194,7 +292,8 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
                     reason: r.get(19)?,
                 },
                 tail_bytes: r.get::<_, i64>(15)? as u64,
-                env: env.and_then(|e| serde_json::from_str(&e).ok()),
+                env: None,
+                env_not_kept: false,
                 shim: match (r.get::<_, Option<i64>>(17)?, r.get::<_, Option<i64>>(18)?) {
                     (Some(pid), Some(start)) => Some(ShimId {
                         pid: pid as u32,
@@ -205,6 +304,22 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    let mut jobs = jobs;
+    let mut stmt = conn.prepare("SELECT job_id, env FROM job_env")?;
+    let envs = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    if !envs.is_empty() {
+        for l in jobs.iter_mut().filter(|l| l.job.state == JobState::Queued) {
+            match envs.get(&l.job.id) {
+                Some(Some(env)) => l.env = serde_json::from_str(env).ok(),
+                Some(None) => l.env_not_kept = true,
+                None => {}
+            }
+        }
+    }
     let mut stmt = conn.prepare("SELECT body FROM notifications WHERE acked = 0 ORDER BY seq")?;
     let pending = stmt
         .query_map([], |r| r.get::<_, String>(0))?
@@ -222,23 +337,26 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     })
 }
 
-/// Inserts a new job row.
+/// Inserts a new job row. `env_given`: the job was given an environment;
+/// a `job_env` row without a value then says so until the job starts (at
+/// [`keep_env`] it gets the value if the job must wait in the queue), so
+/// that an agentd that stops before starting the job knows it cannot start
+/// it as asked.
 pub fn insert_job(
     conn: &Connection,
     job: &Job,
-    env: Option<&str>,
+    env_given: bool,
     tail_bytes: u64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO jobs (id, command, cwd, env, state, session, label, created_at,
+        "INSERT INTO jobs (id, command, cwd, state, session, label, created_at,
                            timeout_secs, tail_bytes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         job.id,
         job.command,
         job.cwd,
-        env,
         job.state.as_str(),
         job.session,
         job.label,
@@ -246,31 +364,71 @@ pub fn insert_job(
         job.timeout_secs,
         tail_bytes as i64,
     ])?;
+    if env_given {
+        conn.prepare_cached("INSERT INTO job_env (job_id, env) VALUES (?1, NULL)")?
+            .execute(params![job.id])?;
+    }
     Ok(())
 }
 
-/// Records that a job started under `shim` (and forgets its environment).
+/// Stores the environment (JSON) of a job that waits in the queue, so it
+/// survives a restart of agentd. Does nothing when the job's `job_env` row
+/// is gone (it started or ended meanwhile).
+pub fn keep_env(conn: &Connection, id: &str, env: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE job_env SET env = ?2 WHERE job_id = ?1")?
+        .execute(params![id, env])?;
+    Ok(())
+}
+
+/// Overwrites a queued job's stored environment before it starts (the row
+/// stays, without a value, until the start is recorded). Returns whether a
+/// value was there, i.e. whether the WAL must be wiped after the commit.
+pub fn wipe_env(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE job_env SET env = NULL WHERE job_id = ?1 AND env IS NOT NULL")?
+        .execute(params![id])?;
+    Ok(n > 0)
+}
+
+/// Removes a job's `job_env` row (it started or ended). Returns whether it
+/// still held an environment, i.e. whether the WAL must be wiped after the
+/// commit.
+fn forget_env(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    let mut stmt =
+        conn.prepare_cached("DELETE FROM job_env WHERE job_id = ?1 RETURNING env IS NOT NULL")?;
+    let mut rows = stmt.query(params![id])?;
+    let mut had_env = false;
+    while let Some(row) = rows.next()? {
+        had_env |= row.get::<_, bool>(0)?;
+    }
+    Ok(had_env)
+}
+
+/// Records that a job started under `shim` and forgets its environment.
+/// Returns whether an environment was still stored (see [`forget_env`]).
 pub fn mark_started(
     conn: &Connection,
     id: &str,
     pid: u32,
     started_at: &str,
     shim: ShimId,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     conn.prepare_cached(
-        "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3, env = NULL,
+        "UPDATE jobs SET state = 'running', pid = ?2, started_at = ?3,
                 shim_pid = ?4, shim_start = ?5
          WHERE id = ?1",
     )?
     .execute(params![id, pid, started_at, shim.pid, shim.start as i64])?;
-    Ok(())
+    forget_env(conn, id)
 }
 
-/// Records a job's end and queues its notification.
-pub fn finish_job(conn: &Connection, job: &Job, n: &Notification) -> rusqlite::Result<()> {
+/// Records a job's end, forgets its environment and queues its
+/// notification. Returns whether an environment was still stored (a
+/// queued job cancelled or failing to start; see [`forget_env`]).
+pub fn finish_job(conn: &Connection, job: &Job, n: &Notification) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "UPDATE jobs SET state = ?2, exit_code = ?3, signal = ?4, pid = ?5, started_at = ?6,
-                finished_at = ?7, duration_ms = ?8, output_bytes = ?9, env = NULL,
+                finished_at = ?7, duration_ms = ?8, output_bytes = ?9,
                 reason = ?10
          WHERE id = ?1",
     )?
@@ -293,7 +451,7 @@ pub fn finish_job(conn: &Connection, job: &Job, n: &Notification) -> rusqlite::R
     .execute(params![n.seq as i64, n.session, n.job_id, body])?;
     conn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")?
         .execute(params![n.seq as i64])?;
-    Ok(())
+    forget_env(conn, &job.id)
 }
 
 /// Acknowledges a session's notifications up to `seq`; returns how many

@@ -192,6 +192,7 @@ pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
         }
         let entry = jobs.entry_mut(idx);
         entry.env = None;
+        entry.env_on_disk = false;
         entry.job.state = agentd_proto::JobState::Running;
         entry.job.pid = leader.map(|p| p.pid);
         entry.job.started_at = leader

@@ -70,10 +70,17 @@ pub async fn start_queued(daemon: &Arc<Daemon>) {
             jobs.take_startable(daemon.config.max_running).map(|idx| {
                 let entry = jobs.entry_mut(idx);
                 entry.control = Some(tx);
-                (idx, entry.job.clone(), entry.env.take())
+                let on_disk = std::mem::take(&mut entry.env_on_disk);
+                (idx, entry.job.clone(), entry.env.take(), on_disk)
             })
         };
-        let Some((idx, job, env)) = taken else { break };
+        let Some((idx, job, env, on_disk)) = taken else {
+            break;
+        };
+        if on_disk && let Err(e) = daemon.store.wipe_env(job.id.clone()).await {
+            // Started anyway: the job's start removes the value again.
+            tracing::error!(job = %job.short_id, "cannot wipe the job's stored environment before starting it: {e}");
+        }
         start(daemon, idx, job, env, rx).await;
     }
 }
@@ -127,6 +134,14 @@ async fn start(
     let started = Instant::now();
     job.pid = Some(spawned.job_pid);
     job.started_at = Some(timefmt::now());
+    // Sent before the pid shows, so whatever a client does after seeing it
+    // is committed after the start.
+    daemon.store.mark_started(
+        job.id.clone(),
+        spawned.job_pid,
+        job.started_at.clone().unwrap_or_default(),
+        spawned.shim,
+    );
     {
         let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
         let entry = jobs.entry_mut(idx);
@@ -134,12 +149,6 @@ async fn start(
         entry.job.started_at = job.started_at.clone();
         entry.started = Some(started.into_std());
     }
-    daemon.store.mark_started(
-        job.id.clone(),
-        spawned.job_pid,
-        job.started_at.clone().unwrap_or_default(),
-        spawned.shim,
-    );
     tracing::debug!(job = %job.short_id, pid = spawned.job_pid, shim = spawned.shim.pid, "started");
     let deadline = job
         .timeout_secs

@@ -20,23 +20,37 @@ pub fn path(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join("jobs").join(id).join("output.log")
 }
 
-/// Creates the job's directory and an empty output log.
+/// Creates the job's directory (mode 0700, as `jobs/`) and an empty
+/// output log (mode 0600).
 ///
 /// Errors: the directory or file cannot be created (disk full, read-only).
 pub fn create(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
-    File::create(path).map(|_| ())
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map(|_| ())
 }
 
-/// Opens the output log for the job's processes to append to.
+/// Opens the output log for the job's processes to append to (creating it
+/// with mode 0600 if needed).
 ///
 /// Errors: as [`File::open`].
 pub fn open_for_job(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .append(true)
         .create(true)
+        .mode(0o600)
         .open(path)
 }
 

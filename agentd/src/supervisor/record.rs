@@ -52,13 +52,19 @@ pub fn read(dir: &Path) -> io::Result<Option<ExitRecord>> {
 
 /// Writes the exit record into `dir` so that it is either absent or whole
 /// after a crash or power loss: a temporary file, fsync, rename over the
-/// final name, fsync of the directory. Blocking.
+/// final name, fsync of the directory. The file is mode 0600. Blocking.
 ///
 /// Errors: any of those steps failed (disk full, read-only, directory
 /// removed).
 pub fn write(dir: &Path, record: &ExitRecord) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = dir.join(".exit.json.tmp");
-    let mut f = File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
     f.write_all(&bytes)?;
     // Data and size; the name is made durable by the directory's fsync.
