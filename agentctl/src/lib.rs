@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod cli;
 pub mod connect;
+pub mod errors;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -61,7 +62,7 @@ pub enum Command {
 /// Runs a parsed command line; the exit code is the command's.
 ///
 /// Errors: whatever the command reports; `main` prints it as
-/// `agentctl: error: …` and exits 1.
+/// `agentctl: …` ([`errors`]) and exits 1.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Jobs(cmd) => cli::run(&cli.global, cmd).await,

@@ -80,7 +80,8 @@ impl From<LookupError> for RpcError {
     fn from(e: LookupError) -> Self {
         let message = e.to_string();
         match e {
-            LookupError::Malformed(_) => RpcError::invalid_params(message, Some("id")),
+            LookupError::Malformed(id) => RpcError::invalid_params(message, Some("id"))
+                .with_data(json!({ "field": "id", "id": id })),
             LookupError::NotFound(id) => {
                 RpcError::new(codes::JOB_NOT_FOUND, message).with_data(json!({ "id": id }))
             }

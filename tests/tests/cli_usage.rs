@@ -225,3 +225,63 @@ fn ctrl_c_stops_run_wait_but_leaves_the_job_running_and_says_so() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(job(&env, &id)["state"], "succeeded");
 }
+
+#[test]
+fn errors_speak_to_people_and_json_keeps_the_protocol_code() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    for args in [
+        &["run", "--", ""][..],
+        &["run", "--", " ", ""],
+        &["run", "--wait", "  "],
+    ] {
+        let (code, out, err) = agentctl(&env, args);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (1, "", "agentctl: the command is empty\n"),
+            "{args:?}"
+        );
+    }
+    assert!(job_ids(&daemon).is_empty(), "nothing submitted");
+
+    for args in [
+        &["show", "ffff"][..],
+        &["logs", "ffff"],
+        &["wait", "ffff"],
+        &["kill", "ffff"],
+    ] {
+        let (code, _, err) = agentctl(&env, args);
+        assert_eq!(code, 1, "{args:?}");
+        assert_eq!(
+            err, "agentctl: no job ffff (agentctl jobs --all lists them)\n",
+            "{args:?}"
+        );
+    }
+    let (code, _, err) = agentctl(&env, &["show", "zzzz"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "agentctl: zzzz is not a job id: ids are hex, and a prefix needs 4 or more \
+         characters (agentctl jobs --all lists them)\n"
+    );
+    let (code, _, err) = agentctl(&env, &["run", "--session", "a b", "--", "true"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("agentctl: ") && !err.contains("Invalid params"),
+        "{err}"
+    );
+
+    // --json: the protocol's error object, code and all, for scripts.
+    let (code, out, err) = agentctl(&env, &["show", "--json", "ffff"]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    let v: serde_json::Value = serde_json::from_str(&err).expect(&err);
+    assert_eq!(v["error"]["code"], -32001);
+    assert_eq!(v["error"]["data"]["id"], "ffff");
+    let (_, _, err) = agentctl(&env, &["show", "--json", "zz"]);
+    let v: serde_json::Value = serde_json::from_str(&err).expect(&err);
+    assert_eq!(v["error"]["code"], -32602);
+    assert_eq!(
+        v["error"]["data"],
+        serde_json::json!({"field": "id", "id": "zz"})
+    );
+}

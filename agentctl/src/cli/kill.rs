@@ -57,7 +57,7 @@ pub async fn run(global: &GlobalOpts, args: KillArgs) -> anyhow::Result<ExitCode
                 out.flush()?;
             }
             Err(e) => {
-                eprintln!("agentctl: error: {e}");
+                eprintln!("agentctl: {}", crate::errors::human_client(&e));
                 code = ExitCode::FAILURE;
             }
         }

@@ -64,7 +64,7 @@ pub enum JobCommand {
 ///
 /// Errors: the daemon cannot be reached, or answers with an error (unknown
 /// or ambiguous job id, invalid params, …); `main` prints them as
-/// `agentctl: error: …`. A closed stdout (`agentctl logs ID | head`) is not
+/// `agentctl: …` ([`crate::errors`]). A closed stdout (`agentctl logs ID | head`) is not
 /// an error: the command stops quietly with exit 0.
 pub async fn run(global: &GlobalOpts, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     let result = match cmd {

@@ -109,6 +109,9 @@ pub const INTERRUPTED: u8 = 130;
 /// Errors: no daemon; the daemon refused the job (empty command, bad cwd,
 /// bad session name, …: its message says which).
 pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.command.iter().all(|w| w.trim().is_empty()) {
+        bail!("the command is empty");
+    }
     let params = SubmitParams {
         command: args.command.join(" "),
         cwd: Some(working_dir(&args)?),
