@@ -67,6 +67,9 @@ pub enum Reply {
     /// Anthropic stream: `message_start`, then an `error` event of this
     /// type (`overloaded_error`, ...), then the end of the stream.
     StreamError(String),
+    /// A stream that sends the first half of this text, then holds the
+    /// connection open until the client goes away (to cancel mid-answer).
+    Partial(String),
 }
 
 impl Reply {
@@ -345,7 +348,16 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
             Reply::Error(400, msg)
         }
     };
-    if let Reply::Stall = reply {
+    if let Reply::Partial(text) = &reply {
+        let events = if openai {
+            openai_cut(text)
+        } else {
+            anthropic_cut(text)
+        };
+        let _ = sock.write_all(sse_response(&events).as_bytes()).await;
+        let _ = sock.flush().await;
+    }
+    if let Reply::Stall | Reply::Partial(_) = reply {
         let mut sink = [0u8; 1024];
         while let Ok(n) = sock.read(&mut sink).await {
             if n == 0 {
@@ -496,7 +508,7 @@ fn parts(reply: &Reply) -> (Option<String>, Vec<(String, Value)>) {
     match reply {
         Reply::Text(t) => (Some(t.clone()), Vec::new()),
         Reply::Tools(t, calls) | Reply::Stop(_, t, calls) => (t.clone(), calls.clone()),
-        Reply::Cut(t) => (Some(t.clone()), Vec::new()),
+        Reply::Cut(t) | Reply::Partial(t) => (Some(t.clone()), Vec::new()),
         Reply::Error(..)
         | Reply::ErrorAfter(..)
         | Reply::ErrorAfterDate(..)

@@ -1032,7 +1032,7 @@ fn chat_on_a_terminal_cancels_a_turn_with_ctrl_c_and_prints_job_ends_above_the_p
     stdin.write_all(b"hello\r").unwrap();
     w.llm.wait_for_requests(1);
     stdin.write_all(b"\x03").unwrap();
-    out.until("(cancelled)");
+    out.until("(cancelled: the model never saw that prompt");
 
     stdin.write_all(b"again\r").unwrap();
     out.until("Started.");
@@ -1059,11 +1059,9 @@ fn chat_on_a_terminal_cancels_a_turn_with_ctrl_c_and_prints_job_ends_above_the_p
 
     let reqs = w.llm.requests();
     assert_eq!(reqs.len(), 4);
-    // The cancelled prompt stays in the conversation, merged with the next.
-    assert_eq!(
-        last_user_texts(&reqs[1]),
-        vec!["hello".to_string(), "again".to_string()]
-    );
+    // The cancelled prompt is dropped: the model never saw it, and never will.
+    assert_eq!(last_user_texts(&reqs[1]), vec!["again".to_string()]);
+    assert!(!messages_text(&reqs[1]).contains("hello"));
     let texts = last_user_texts(&reqs[3]);
     assert_eq!(texts[0], "next");
     assert!(texts[1].contains("tty-go"), "{texts:?}");
@@ -1705,4 +1703,175 @@ fn transcripts_older_than_the_retention_setting_are_removed() {
     assert!(out.contains("recent") && !out.contains("old"), "{out}");
     assert!(!w.transcripts().join("old.jsonl").exists());
     assert!(w.transcripts().join("recent.jsonl").exists());
+}
+
+/// `agentctl chat ARGS` on a pseudo-terminal (util-linux `script`); None
+/// when `script` is missing.
+fn pty_chat(
+    w: &World,
+    args: &str,
+) -> Option<(std::process::Child, std::process::ChildStdin, Output)> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (for a pseudo-terminal) is not installed");
+        return None;
+    }
+    let agentctl = agentd_tests::bin("agentctl");
+    let mut cmd = w.env.command("script");
+    cmd.env("ANTHROPIC_BASE_URL", w.llm.url())
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("TERM", "xterm")
+        .args(["-qfec"])
+        .arg(format!("exec {} chat {args}", agentctl.display()))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let out = Output::new(child.stdout.take().unwrap());
+    Some((child, stdin, out))
+}
+
+/// Leaves a pty chat with Ctrl-D at its prompt and checks it exits 0.
+fn leave_chat(
+    mut child: std::process::Child,
+    mut stdin: std::process::ChildStdin,
+    mut out: Output,
+) {
+    stdin.write_all(b"\x04").unwrap();
+    if !out.closes() {
+        let _ = child.kill();
+        panic!("chat did not leave on Ctrl-D:\n{}", out.seen);
+    }
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_prompt_cancelled_in_chat_never_reaches_the_model_also_after_continue() {
+    let w = World::new(vec![
+        Reply::Stall,
+        Reply::Partial("Shown part. Never shown!".into()),
+        Reply::text("Hi there."),
+    ]);
+    let Some((child, mut stdin, mut out)) = pty_chat(&w, "--session cc") else {
+        return;
+    };
+    out.until("Session cc");
+    out.until("\x1b[?2004h");
+    stdin.write_all(b"slow please\r").unwrap();
+    w.llm.wait_for_requests(1);
+    stdin.write_all(b"\x03").unwrap();
+    out.until("(cancelled: the model never saw that prompt");
+    out.until("\x1b[?2004h");
+    stdin.write_all(b"tell me\r").unwrap();
+    out.until("Shown part.");
+    stdin.write_all(b"\x03").unwrap();
+    out.until("(cancelled: the answer so far is kept)");
+    out.until("\x1b[?2004h");
+    leave_chat(child, stdin, out);
+
+    let Some((child, mut stdin, mut out)) = pty_chat(&w, "--continue") else {
+        return;
+    };
+    out.until("Session cc");
+    out.until("\x1b[?2004h");
+    stdin.write_all(b"hello\r").unwrap();
+    out.until("Hi there.");
+    out.until("\x1b[?2004h");
+    leave_chat(child, stdin, out);
+
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(last_user_texts(&reqs[1]), vec!["tell me".to_string()]);
+    assert!(!messages_text(&reqs[1]).contains("slow please"));
+    assert!(!messages_text(&reqs[2]).contains("slow please"));
+    let msgs = reqs[2]["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert_eq!(msgs[1]["role"], "assistant");
+    assert_eq!(msgs[1]["content"][0]["text"], "Shown part.\n\n[cancelled]");
+    assert_eq!(last_user_texts(&reqs[2]), vec!["hello".to_string()]);
+    // The transcript keeps the history: the prompt and its withdrawal.
+    let transcript = std::fs::read_to_string(w.transcripts().join("cc.jsonl")).unwrap();
+    assert!(transcript.contains("slow please"));
+    assert!(
+        transcript.contains(r#""record":"withdrawn""#),
+        "{transcript}"
+    );
+}
+
+/// Sends SIGINT to a process.
+fn interrupt(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ask_interrupted_drops_an_unanswered_prompt_and_answers_tool_calls_that_never_ran() {
+    let w = World::new(vec![
+        Reply::Stall,
+        Reply::Tools(
+            None,
+            vec![
+                (
+                    "bash".into(),
+                    json!({"command": "echo up > started; read x < gate; echo done"}),
+                ),
+                ("bash".into(), json!({"command": "echo never-ran"})),
+            ],
+        ),
+        Reply::text("Fine."),
+    ]);
+    let gate = w.gate("gate");
+    let started = w.gate("started");
+    let spawn = |prompt: &str| {
+        w.cmd()
+            .args(["ask", "--session", "int", prompt])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let child = spawn("forget this");
+    w.llm.wait_for_requests(1);
+    interrupt(child.id());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("the prompt is dropped"), "{err}");
+
+    let child = spawn("run two");
+    // The first bash call is running once it has written to `started`.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(std::fs::File::open(&started).unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    interrupt(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (code, out, err) = w.ask("int", "next");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Fine.");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 3);
+    assert!(!messages_text(&reqs[1]).contains("forget this"));
+    assert!(!messages_text(&reqs[2]).contains("forget this"));
+    let results = tool_results(&reqs[2]);
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results.iter().all(|(_, is_error)| *is_error));
+    assert!(results[0].0.contains("while this call ran"), "{results:?}");
+    assert!(results[1].0.contains("did not run"), "{results:?}");
+    assert!(!messages_text(&reqs[2]).contains("never-ran\n"));
+    assert_eq!(last_user_texts(&reqs[2]), vec!["next".to_string()]);
+    open_gate(&gate);
 }

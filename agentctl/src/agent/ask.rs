@@ -3,12 +3,13 @@
 //! session has live jobs, long-polling `notifications.wait`, and gives
 //! each batch of results to the model.
 
+use super::cancel::Cancelled;
 use super::session::Session;
 use super::turn::{TurnError, Ui};
 use crate::GlobalOpts;
 use crate::connect;
-use agentd_proto::JobState;
 use agentd_proto::methods::{JobList, ListParams, NotificationsWait, NotificationsWaitParams};
+use agentd_proto::{Client, JobState};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +40,8 @@ fn print_reply(text: &str) {
 /// Runs `ask`.
 ///
 /// Errors: an empty prompt; config, agentd and transcript errors. A model API error is
-/// printed and gives exit code 1; the session is kept.
+/// printed and gives exit code 1; the session is kept. SIGINT cancels (see
+/// [`super::cancel`]) and gives exit code 130.
 pub async fn run(
     global: &GlobalOpts,
     session: &str,
@@ -54,11 +56,38 @@ pub async fn run(
     }
     let config = super::load_config().await?;
     let workdir = super::workdir(workdir)?;
+    // SIGINT cancels the turn the way Ctrl-C does in chat (taken from
+    // here on, so it never kills us half-way through a write).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let client = Arc::new(connect::connect(&global.socket_path()).await?);
     let mut s = Session::open(session, &workdir, client.clone(), config).await?;
-    let mut ui = AskUi;
     s.pending.push(super::transcript::Block::text(prompt));
-    if !turn(&mut s, &mut ui).await? {
+    let outcome = tokio::select! {
+        r = turns(&mut s, &client, wait) => Some(r),
+        _ = interrupt.recv() => None,
+    };
+    match outcome {
+        Some(r) => r,
+        None => {
+            let what = s.cancel()?;
+            let note = match what {
+                Cancelled::PromptWithdrawn => {
+                    "cancelled before the model answered: the prompt is dropped"
+                }
+                Cancelled::AnswerKept => "cancelled: the answer so far is kept in the session",
+                Cancelled::ToolsAnswered | Cancelled::Nothing => "cancelled",
+            };
+            eprintln!("agentctl: {note}");
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// The turn for the prompt, then with `wait` one per batch of background
+/// results while the session has live jobs.
+async fn turns(s: &mut Session, client: &Client, wait: bool) -> anyhow::Result<ExitCode> {
+    let mut ui = AskUi;
+    if !turn(s, &mut ui).await? {
         return Ok(ExitCode::FAILURE);
     }
     if !wait {
@@ -66,7 +95,7 @@ pub async fn run(
     }
     loop {
         if s.has_new_results().await? {
-            if !turn(&mut s, &mut ui).await? {
+            if !turn(s, &mut ui).await? {
                 return Ok(ExitCode::FAILURE);
             }
             continue;

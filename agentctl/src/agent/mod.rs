@@ -9,6 +9,7 @@
 //! results.
 
 pub mod ask;
+pub mod cancel;
 pub mod config;
 pub mod context;
 pub mod guard;

@@ -6,6 +6,7 @@
 //! once that message is persisted. Ctrl-C cancels the turn in flight;
 //! Ctrl-D or `exit` leaves.
 
+use super::cancel::Cancelled;
 use super::notifications;
 use super::session::{Session, fresh_name};
 use super::sessions;
@@ -154,14 +155,23 @@ pub async fn run(
             Some(Err(TurnError::Provider(e))) => println!("agentctl: {e}"),
             Some(Err(TurnError::Other(e))) => println!("agentctl: error: {e:#}"),
             None => {
-                s.repair();
-                println!("(cancelled)");
+                let what = s.cancel()?;
+                println!("{}", cancel_note(&what));
             }
         }
         // Results delivered to the model need no more showing.
         shown = Arc::default();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line shown after Ctrl-C.
+fn cancel_note(what: &Cancelled) -> &'static str {
+    match what {
+        Cancelled::PromptWithdrawn => "(cancelled: the model never saw that prompt; it is dropped)",
+        Cancelled::AnswerKept => "(cancelled: the answer so far is kept)",
+        Cancelled::ToolsAnswered | Cancelled::Nothing => "(cancelled)",
+    }
 }
 
 /// How long one of the watcher's long-polls lasts (60 s). agentd answers a

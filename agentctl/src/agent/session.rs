@@ -87,6 +87,15 @@ pub struct Session {
     pub pending: Vec<Block>,
     /// Jobs whose results `pending` carries as `bash` results.
     pub pending_fg: Vec<String>,
+    /// Index in the transcript's messages where the current turn began
+    /// (what a cancel before any model output withdraws starts there).
+    pub turn_start: usize,
+    /// Text streamed by the model call in flight (kept when it is
+    /// cancelled, marked `[cancelled]`).
+    pub partial: String,
+    /// The tool call running now, by id (a cancel says it may have taken
+    /// effect; the calls after it never ran).
+    pub running_tool: Option<String>,
     /// Holds the transcript lock while the session is open.
     _lock: std::fs::File,
 }
@@ -140,6 +149,9 @@ impl Session {
             system: system_prompt(&workdir),
             pending: Vec::new(),
             pending_fg: Vec::new(),
+            turn_start: 0,
+            partial: String::new(),
+            running_tool: None,
             _lock: lock,
         };
         session.repair();

@@ -145,19 +145,26 @@ impl Session {
         // after `pause_turn` comes in several parts).
         let mut final_text = String::new();
         let mut pauses = 0;
+        self.turn_start = self.transcript.messages().len();
         loop {
             self.flush_user_message().await?;
-            let messages = request_messages(&without_empty_text(self.transcript.messages()));
+            let messages = request_messages(&without_empty_text(&self.transcript.view()));
             let request = Request {
                 system: &self.system,
                 messages: &messages,
                 tools: &self.specs,
             };
+            self.partial.clear();
             let reply = {
-                let mut on_text = |t: &str| ui.text(t);
+                let partial = &mut self.partial;
+                let mut on_text = |t: &str| {
+                    partial.push_str(t);
+                    ui.text(t)
+                };
                 self.provider.complete(&request, &mut on_text).await
             }
             .map_err(TurnError::Provider)?;
+            self.partial.clear();
             let text = Message::new(Role::Assistant, reply.content.clone()).text();
             if !text.is_empty() {
                 if !final_text.is_empty() {
@@ -199,7 +206,9 @@ impl Session {
                 _ if !calls.is_empty() => {
                     for (id, name, input) in calls {
                         ui.tool(&tools::summary(&name, &input));
+                        self.running_tool = Some(id.clone());
                         let outcome = tools::run(&self.tools, &name, &input).await;
+                        self.running_tool = None;
                         if let Some(job) = outcome.fg_job {
                             self.pending_fg.push(job);
                         }
