@@ -285,3 +285,29 @@ fn errors_speak_to_people_and_json_keeps_the_protocol_code() {
         serde_json::json!({"field": "id", "id": "zz"})
     );
 }
+
+#[test]
+fn wait_timeout_with_several_ids_exits_75_when_any_still_runs() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon();
+    let gate = fifo(&env, "gate");
+    let (_, running, _) = agentctl(
+        &env,
+        &["run", "--", &format!("read x < {}", gate.display())],
+    );
+    let running = running.trim_end().to_string();
+    let (_, failed, _) = agentctl(&env, &["run", "--", "exit 4"]);
+    let failed = failed.trim_end().to_string();
+    assert_eq!(agentctl(&env, &["wait", &failed]).0, 4);
+    // Either order: a job still running wins over another's exit code.
+    for ids in [[&running, &failed], [&failed, &running]] {
+        let (code, _, err) = agentctl(&env, &["wait", "--timeout", "0.3", ids[0], ids[1]]);
+        assert_eq!(code, 75, "{ids:?}: {err}");
+        assert!(err.contains(&format!("{running} still running")), "{err}");
+        assert!(err.contains(&format!("{failed} failed (exit 4)")), "{err}");
+    }
+    release(&gate);
+    // Once none runs, the last non-zero code in order.
+    let (code, _, err) = agentctl(&env, &["wait", "--timeout", "60", &running, &failed]);
+    assert_eq!(code, 4, "{err}");
+}

@@ -1,8 +1,10 @@
 //! `agentctl wait`: waits for jobs to finish (`job.wait`, a long-poll) and
 //! exits with the job's exit code by the rules of [`super::exit`].
 //!
-//! With several ids the exit code is that of the last job, in the order
-//! given, whose code is not 0 (0 when all succeeded). One line per job goes
+//! With several ids: 75 when `--timeout` expired with any of them still
+//! queued or running (so a script always learns that one still runs),
+//! else the code of the last job, in the order given, whose code is not 0
+//! (0 when all succeeded). One line per job goes
 //! to stderr as it finishes; a spinner with the elapsed time shows while
 //! waiting when stderr is a terminal.
 //!
@@ -27,7 +29,8 @@ Exit status:
   ended it (143 for SIGTERM); 1 if it was lost, cancelled or could not
   start;
   75 if --timeout expired while it was still queued or running.
-  With several ids: the last non-zero code, in the order given.
+  With several ids: 75 if any is still queued or running at the timeout,
+  else the last non-zero code, in the order given.
 
 Examples:
   agentctl wait 1a2b3c4d && echo done
@@ -79,8 +82,9 @@ pub async fn run(global: &GlobalOpts, args: WaitArgs) -> anyhow::Result<ExitCode
 
 /// Waits for each job in turn until all have finished or `timeout` seconds
 /// have passed in all, printing one line per job to stderr, and returns the
-/// exit code (the last non-zero one of the jobs, in order). `spinner` shows
-/// a spinner on stderr while waiting.
+/// exit code: [`exit::STILL_RUNNING`] when any job is still queued or
+/// running at the timeout, else the last non-zero one of the jobs, in
+/// order. `spinner` shows a spinner on stderr while waiting.
 ///
 /// When agentd goes away meanwhile (the connection closes, it answers
 /// "shutting down", or it returns a job unfinished before the deadline
@@ -107,6 +111,7 @@ pub async fn wait_for(
     client.set_bar(bar.clone());
     let total = jobs.len();
     let mut code = 0;
+    let mut still_running = false;
     for (i, job) in jobs.into_iter().enumerate() {
         let counter = if total > 1 {
             format!(" ({}/{total})", i + 1)
@@ -147,12 +152,17 @@ pub async fn wait_for(
         let job_code = exit::job_exit_code(&done);
         let line = summary(&done);
         bar.suspend(|| eprintln!("{line}"));
+        still_running |= !done.state.is_finished();
         if job_code != 0 {
             code = job_code;
         }
     }
     bar.finish_and_clear();
-    Ok(code)
+    Ok(if still_running {
+        exit::STILL_RUNNING
+    } else {
+        code
+    })
 }
 
 /// One line about how a job ended, or that it still runs:
