@@ -621,15 +621,6 @@ fn daemon_stop_kill_jobs_ends_running_jobs_first() {
 }
 
 #[test]
-fn completions_are_generated_for_each_shell() {
-    let env = TestEnv::new();
-    for shell in ["bash", "zsh", "fish"] {
-        let out = ok(&env, &["completions", shell]);
-        assert!(out.contains("agentctl") && out.contains("logs"), "{shell}");
-    }
-}
-
-#[test]
 fn usage_errors_exit_2() {
     let env = TestEnv::new();
     for args in [

@@ -311,3 +311,87 @@ fn wait_timeout_with_several_ids_exits_75_when_any_still_runs() {
     let (code, _, err) = agentctl(&env, &["wait", "--timeout", "60", &running, &failed]);
     assert_eq!(code, 4, "{err}");
 }
+
+/// Whether `program` can be run (it is installed).
+fn installed(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Writes `agentctl completions SHELL` to `path` (under the test's HOME),
+/// creating its directory as the README's `mkdir -p` does.
+fn completions_into(env: &TestEnv, shell: &str, path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let (code, out, err) = agentctl(env, &["completions", shell]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn completion_scripts_parse_and_complete_where_the_readme_puts_them() {
+    let env = TestEnv::new();
+    let home = env.root().join("home");
+
+    // bash, without bash-completion: sourcing the script is enough, and
+    // it completes a subcommand.
+    let bash = home.join(".local/share/bash-completion/completions/agentctl");
+    completions_into(&env, "bash", &bash);
+    let (code, _, err) = run(std::process::Command::new("bash").arg("-n").arg(&bash));
+    assert_eq!(code, 0, "bash -n: {err}");
+    let (code, out, err) = run(std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c"])
+        .arg(
+            "source \"$1\" && COMP_WORDS=(agentctl lo) COMP_CWORD=1 \
+             COMP_LINE='agentctl lo' COMP_POINT=11 && _agentctl agentctl lo agentctl \
+             && printf '%s\\n' \"${COMPREPLY[@]}\"",
+        )
+        .args(["bash", &bash.display().to_string()]));
+    assert_eq!((code, out.as_str()), (0, "logs\n"), "{err}");
+
+    // zsh: the function file in an fpath directory parses.
+    if installed("zsh") {
+        let zsh = home.join(".zfunc/_agentctl");
+        completions_into(&env, "zsh", &zsh);
+        let (code, _, err) = run(std::process::Command::new("zsh").arg("-n").arg(&zsh));
+        assert_eq!(code, 0, "zsh -n: {err}");
+    } else {
+        eprintln!(
+            "\n*** SKIPPED: zsh not installed; the zsh completion script was NOT checked ***\n"
+        );
+    }
+
+    // fish: parses, and fish finds it in its completions directory.
+    if installed("fish") {
+        let fish = home.join(".config/fish/completions/agentctl.fish");
+        completions_into(&env, "fish", &fish);
+        let (code, _, err) = run(std::process::Command::new("fish")
+            .arg("--no-execute")
+            .arg(&fish));
+        assert_eq!(code, 0, "fish --no-execute: {err}");
+        // fish loads a command's completions when the command is on PATH.
+        let bin_dir = agentd_tests::bin("agentctl")
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let path = std::env::join_paths(
+            std::iter::once(bin_dir)
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        )
+        .unwrap();
+        let (code, out, err) = run(env
+            .command("fish")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("PATH", path)
+            .args(["-c", "complete -C 'agentctl lo'"]));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.lines().any(|l| l.starts_with("logs")), "{out}");
+    } else {
+        eprintln!(
+            "\n*** SKIPPED: fish not installed; the fish completion script was NOT checked ***\n"
+        );
+    }
+}

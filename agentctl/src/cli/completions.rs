@@ -9,9 +9,17 @@ use std::process::ExitCode;
 /// `--help` examples.
 pub const EXAMPLES: &str = "\
 Examples:
-  agentctl completions bash > ~/.local/share/bash-completion/completions/agentctl
-  agentctl completions zsh > ~/.zfunc/_agentctl
-  agentctl completions fish > ~/.config/fish/completions/agentctl.fish";
+  bash, with the bash-completion package (loaded on first use):
+    mkdir -p ~/.local/share/bash-completion/completions
+    agentctl completions bash > ~/.local/share/bash-completion/completions/agentctl
+  bash, without it (the script needs nothing else):
+    agentctl completions bash > ~/.agentctl-completion.bash
+    echo 'source ~/.agentctl-completion.bash' >> ~/.bashrc
+  zsh (then, in ~/.zshrc before compinit: fpath+=(~/.zfunc)):
+    mkdir -p ~/.zfunc && agentctl completions zsh > ~/.zfunc/_agentctl
+  fish:
+    mkdir -p ~/.config/fish/completions
+    agentctl completions fish > ~/.config/fish/completions/agentctl.fish";
 
 /// Arguments of `agentctl completions`.
 #[derive(Debug, Args)]
