@@ -175,6 +175,10 @@ fn restore(shared: &Shared, loaded: Loaded) -> (Vec<Orphan>, Vec<String>) {
     let mut orphans = Vec::new();
     let mut unkept = Vec::new();
     let mut jobs = shared.jobs.lock().expect("job table poisoned");
+    let next = loaded.jobs.last().map_or(1, |l| l.ord + 1);
+    shared
+        .next_ord
+        .store(next, std::sync::atomic::Ordering::Relaxed);
     for l in loaded.jobs {
         let job = l.job;
         if job.state == JobState::Running {
@@ -190,7 +194,7 @@ fn restore(shared: &Shared, loaded: Loaded) -> (Vec<Orphan>, Vec<String>) {
         }
         let env = queued.then_some(l.env).flatten();
         let on_disk = env.is_some();
-        let idx = jobs.insert(JobEntry::new(job, l.tail_bytes, env));
+        let idx = jobs.insert(l.ord, JobEntry::new(job, l.tail_bytes, env));
         jobs.entry_mut(idx).env_on_disk = on_disk;
     }
     let mut queues = shared.queues.lock().expect("queues poisoned");

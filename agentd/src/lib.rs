@@ -19,6 +19,7 @@ pub mod connection;
 pub mod daemon;
 pub mod listener;
 pub mod lock;
+pub mod page;
 pub mod rpc;
 pub mod server;
 pub mod shim;

@@ -12,6 +12,7 @@ use agentd_proto::{Job, JobState, Notification, RpcError, codes};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -93,29 +94,30 @@ impl From<LookupError> for RpcError {
     }
 }
 
-/// All jobs, in creation order, with an index by id for prefix lookups and
-/// the FIFO of queued jobs.
+/// All jobs by their key (creation order), with an index by id for prefix
+/// lookups and the FIFO of queued jobs.
 #[derive(Default)]
 pub struct JobTable {
-    entries: Vec<JobEntry>,
-    by_id: BTreeMap<String, usize>,
-    queued: VecDeque<usize>,
+    entries: BTreeMap<JobIdx, JobEntry>,
+    by_id: BTreeMap<String, JobIdx>,
+    queued: VecDeque<JobIdx>,
     running: usize,
 }
 
-/// Index of a job in the table; stable for the daemon's lifetime (jobs are
-/// never removed while it runs).
-pub type JobIdx = usize;
+/// A job's key in the table: its `ord` in the database, rising with
+/// creation, never reused. Stable while the job is in the table; a live
+/// (queued or running) job is never removed.
+pub type JobIdx = u64;
 
 impl JobTable {
-    /// Adds a job; a queued one joins the back of the FIFO.
-    pub fn insert(&mut self, entry: JobEntry) -> JobIdx {
-        let idx = self.entries.len();
+    /// Adds a job under `idx` (its database `ord`); a queued one joins the
+    /// back of the FIFO.
+    pub fn insert(&mut self, idx: JobIdx, entry: JobEntry) -> JobIdx {
         self.by_id.insert(entry.job.id.clone(), idx);
         if entry.job.state == JobState::Queued {
             self.queued.push_back(idx);
         }
-        self.entries.push(entry);
+        self.entries.insert(idx, entry);
         idx
     }
 
@@ -139,7 +141,7 @@ impl JobTable {
                     .into_iter()
                     .chain(matches)
                     .take(10)
-                    .map(|(_, &i)| self.entries[i].job.short_id.clone())
+                    .map(|(_, i)| self.entries[i].job.short_id.clone())
                     .collect();
                 Err(LookupError::Ambiguous {
                     prefix: id.to_string(),
@@ -150,13 +152,23 @@ impl JobTable {
     }
 
     /// The entry at `idx`.
+    ///
+    /// Panics when no job has that key: callers hold keys of live jobs, or
+    /// use them under the same lock they resolved them under.
     pub fn entry(&self, idx: JobIdx) -> &JobEntry {
-        &self.entries[idx]
+        &self.entries[&idx]
     }
 
-    /// The entry at `idx`, mutably.
+    /// The entry at `idx`, mutably. Panics as [`JobTable::entry`].
     pub fn entry_mut(&mut self, idx: JobIdx) -> &mut JobEntry {
-        &mut self.entries[idx]
+        self.entries
+            .get_mut(&idx)
+            .expect("a live job stays in the table")
+    }
+
+    /// The entry at `idx`, if that job is still in the table.
+    pub fn get(&self, idx: JobIdx) -> Option<&JobEntry> {
+        self.entries.get(&idx)
     }
 
     /// Takes the oldest queued job if a slot is free under `max_running`,
@@ -167,7 +179,7 @@ impl JobTable {
         }
         let idx = self.queued.pop_front()?;
         self.running += 1;
-        let entry = &mut self.entries[idx];
+        let entry = self.entry_mut(idx);
         entry.holds_slot = true;
         entry.job.state = JobState::Running;
         Some(idx)
@@ -181,11 +193,12 @@ impl JobTable {
         let Some(&idx) = self.by_id.get(id) else {
             return;
         };
-        let entry = &mut self.entries[idx];
+        let entry = self.entry_mut(idx);
         entry.control = Some(control);
         entry.started = Some(started);
-        if !entry.holds_slot {
-            entry.holds_slot = true;
+        let newly = !entry.holds_slot;
+        entry.holds_slot = true;
+        if newly {
             self.running += 1;
         }
     }
@@ -201,36 +214,60 @@ impl JobTable {
         }
     }
 
-    /// Jobs matching the filters, newest first, at most `limit`.
+    /// Jobs matching the filters, newest first, older than the job keyed
+    /// `before` (all when `None`), at most `limit` of them and, past the
+    /// first, at most `max_bytes` of JSON together. Returns them and, when
+    /// more match after the last one, its key (the next page's `before`).
     pub fn list(
         &self,
         states: Option<&[JobState]>,
         session: Option<&str>,
+        before: Option<JobIdx>,
         limit: usize,
-    ) -> Vec<Job> {
+        max_bytes: usize,
+    ) -> (Vec<Job>, Option<JobIdx>) {
+        let mut matching = self
+            .entries
+            .range(..before.unwrap_or(JobIdx::MAX))
+            .rev()
+            .filter(|(_, e)| states.is_none_or(|s| s.contains(&e.job.state)))
+            .filter(|(_, e)| session.is_none_or(|s| e.job.session == s))
+            .peekable();
+        let mut jobs = Vec::new();
+        let mut bytes = 0;
+        let mut last = None;
+        while jobs.len() < limit {
+            let Some(&(&idx, e)) = matching.peek() else {
+                return (jobs, None);
+            };
+            bytes += crate::page::json_len(&e.job);
+            if !jobs.is_empty() && bytes > max_bytes {
+                break;
+            }
+            jobs.push(e.job.clone());
+            last = Some(idx);
+            matching.next();
+        }
+        match matching.peek() {
+            Some(_) => (jobs, last),
+            None => (jobs, None),
+        }
+    }
+
+    /// Keys of the jobs whose supervising task is live.
+    pub fn with_control(&self) -> Vec<JobIdx> {
         self.entries
             .iter()
-            .rev()
-            .map(|e| &e.job)
-            .filter(|j| states.is_none_or(|s| s.contains(&j.state)))
-            .filter(|j| session.is_none_or(|s| j.session == s))
-            .take(limit)
-            .cloned()
+            .filter(|(_, e)| e.control.is_some())
+            .map(|(&i, _)| i)
             .collect()
     }
 
-    /// Indexes of the jobs whose supervising task is live.
-    pub fn with_control(&self) -> Vec<JobIdx> {
-        (0..self.entries.len())
-            .filter(|&i| self.entries[i].control.is_some())
-            .collect()
-    }
-
-    /// The queued jobs, first in line first: index and id.
+    /// The queued jobs, first in line first: key and id.
     pub fn queued_ids(&self) -> Vec<(JobIdx, String)> {
         self.queued
             .iter()
-            .map(|&i| (i, self.entries[i].job.id.clone()))
+            .map(|i| (*i, self.entries[i].job.id.clone()))
             .collect()
     }
 
@@ -241,7 +278,7 @@ impl JobTable {
 
     /// Counts for `daemon.info`.
     pub fn counts(&self) -> JobCounts {
-        let count = |st| self.entries.iter().filter(|e| e.job.state == st).count() as u64;
+        let count = |st| self.entries.values().filter(|e| e.job.state == st).count() as u64;
         JobCounts {
             queued: count(JobState::Queued),
             running: count(JobState::Running),
@@ -255,15 +292,15 @@ impl JobTable {
         let Some(&idx) = self.by_id.get(&job.id) else {
             return;
         };
-        let entry = &mut self.entries[idx];
-        if entry.holds_slot {
-            entry.holds_slot = false;
-            self.running -= 1;
-        }
+        let entry = self.entry_mut(idx);
+        let held = std::mem::replace(&mut entry.holds_slot, false);
         entry.job = job;
         entry.control = None;
         entry.env = None;
         entry.done.send_replace(true);
+        if held {
+            self.running -= 1;
+        }
     }
 }
 
@@ -282,18 +319,33 @@ impl Queues {
             .push_back(n);
     }
 
-    /// Up to `max` pending notifications of `session` with `seq > after`.
-    pub fn peek(&self, session: &str, after: u64, max: usize) -> Vec<Notification> {
-        self.by_session
-            .get(session)
-            .map(|q| {
-                q.iter()
-                    .filter(|n| n.seq > after)
-                    .take(max)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// Up to `max` pending notifications of `session` with `seq > after`,
+    /// oldest first and, past the first, at most `max_bytes` of JSON
+    /// together; and whether more are pending after them.
+    pub fn peek(
+        &self,
+        session: &str,
+        after: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> (Vec<Notification>, bool) {
+        let Some(q) = self.by_session.get(session) else {
+            return (Vec::new(), false);
+        };
+        let start = q.partition_point(|n| n.seq <= after);
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        for n in q.range(start..) {
+            if page.len() >= max {
+                return (page, true);
+            }
+            bytes += crate::page::json_len(n);
+            if !page.is_empty() && bytes > max_bytes {
+                return (page, true);
+            }
+            page.push(n.clone());
+        }
+        (page, false)
     }
 
     /// True when `session` has a pending notification.
@@ -335,6 +387,9 @@ pub struct Shared {
     pub queues: Mutex<Queues>,
     /// Woken (all waiters) whenever a notification is queued.
     pub queue_changed: Notify,
+    /// The key (`jobs.ord`) the next submitted job gets; one past the
+    /// highest in the database at start.
+    pub next_ord: AtomicU64,
 }
 
 impl Shared {
@@ -383,16 +438,14 @@ mod tests {
     #[test]
     fn prefixes_resolve_uniquely_or_name_the_problem() {
         let mut t = JobTable::default();
-        t.insert(JobEntry::new(
-            job("abcd1234-0000", JobState::Succeeded),
+        t.insert(
             0,
-            None,
-        ));
-        t.insert(JobEntry::new(
-            job("abcd9999-0000", JobState::Succeeded),
-            0,
-            None,
-        ));
+            JobEntry::new(job("abcd1234-0000", JobState::Succeeded), 0, None),
+        );
+        t.insert(
+            1,
+            JobEntry::new(job("abcd9999-0000", JobState::Succeeded), 0, None),
+        );
         assert_eq!(t.resolve("abcd1"), Ok(0));
         assert_eq!(t.resolve("ABCD9"), Ok(1));
         assert!(matches!(
@@ -407,8 +460,11 @@ mod tests {
     #[test]
     fn queue_slots_respect_max_running() {
         let mut t = JobTable::default();
-        for id in ["aaaa0000", "bbbb0000", "cccc0000"] {
-            t.insert(JobEntry::new(job(id, JobState::Queued), 0, None));
+        for (i, id) in ["aaaa0000", "bbbb0000", "cccc0000"].into_iter().enumerate() {
+            t.insert(
+                i as JobIdx,
+                JobEntry::new(job(id, JobState::Queued), 0, None),
+            );
         }
         assert_eq!(t.take_startable(Some(2)), Some(0));
         assert_eq!(t.take_startable(Some(2)), Some(1));

@@ -97,6 +97,7 @@ async fn await_notifications(client: &Client, session: &str, n: usize) -> anyhow
             .call::<NotificationsWait>(&NotificationsWaitParams {
                 session: Some(session.into()),
                 timeout_ms: 120_000,
+                max: None,
             })
             .await?;
         ensure!(
@@ -179,6 +180,7 @@ pub async fn notification_latency(
             .call::<NotificationsWait>(&NotificationsWaitParams {
                 session: Some("latency".into()),
                 timeout_ms: 10_000,
+                max: None,
             })
             .await?;
         ours.push(start.elapsed());

@@ -12,7 +12,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::codec::{self, Frame, MAX_LINE_BYTES};
+use crate::codec::{self, Frame};
 use crate::message::{Id, Request, Response, RpcError};
 use crate::methods::Method;
 use interprocess::local_socket::tokio::{Stream, prelude::*};
@@ -25,6 +25,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::BufReader;
 use tokio::sync::oneshot;
+
+/// The longest reply line the client takes: 64 MiB. The daemon's largest
+/// replies stay well below: a page of `job.list` or `notifications.*` at
+/// most [`crate::methods::MAX_PAGE_BYTES`] plus one entry (under 5 MiB),
+/// and a `job.output` of 4 MiB of bytes that each escape to 6 (`\u0001`),
+/// 24 MiB. A longer line is refused with [`ClientError::ReplyTooLarge`].
+pub const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
 
 /// What can go wrong with a call.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +47,22 @@ pub enum ClientError {
     /// Reading or writing the socket failed.
     #[error("connection to agentd failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The daemon closed the connection before replying.
+    /// The daemon closed the connection before replying (it stopped, or
+    /// refused what was sent).
     #[error("agentd closed the connection before replying")]
     Closed,
+    /// The daemon replied with a line longer than [`MAX_REPLY_BYTES`]; the
+    /// client stopped reading that connection.
+    #[error(
+        "agentd's reply was larger than this client accepts ({limit} bytes); ask for fewer entries (limit, max)"
+    )]
+    ReplyTooLarge {
+        /// The client's limit, in bytes.
+        limit: usize,
+    },
+    /// Reading the connection failed before the reply arrived.
+    #[error("reading agentd's reply failed: {0}")]
+    ReadFailed(String),
     /// The daemon answered with a JSON-RPC error.
     #[error("{}", .0.message)]
     Rpc(RpcError),
@@ -61,7 +81,42 @@ impl ClientError {
     }
 }
 
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;
+/// Callers waiting for their reply by request id; once the connection has
+/// ended, why it ended.
+type Pending = Arc<Mutex<Waiting>>;
+
+/// See [`Pending`].
+#[derive(Default)]
+struct Waiting {
+    /// Callers by request id.
+    callers: HashMap<u64, oneshot::Sender<Response>>,
+    /// `Some` once the reader stopped: the error every caller gets.
+    ended: Option<Ended>,
+    /// The read error that stopped the reader, if one did.
+    io_error: Option<String>,
+}
+
+/// Why the reader stopped.
+#[derive(Clone, Copy)]
+enum Ended {
+    /// End of stream.
+    Closed,
+    /// A reply line over [`MAX_REPLY_BYTES`].
+    TooLarge,
+}
+
+impl Waiting {
+    /// The error a caller gets once the reader has stopped.
+    fn error(&self) -> ClientError {
+        match (self.ended, self.io_error.as_deref()) {
+            (Some(Ended::TooLarge), _) => ClientError::ReplyTooLarge {
+                limit: MAX_REPLY_BYTES,
+            },
+            (_, Some(msg)) => ClientError::ReadFailed(msg.to_string()),
+            _ => ClientError::Closed,
+        }
+    }
+}
 
 /// A connection to agentd. Cheap to share behind an `Arc`; calls from many
 /// tasks run concurrently on the one connection.
@@ -86,7 +141,7 @@ impl Client {
         let name = path.to_fs_name::<GenericFilePath>().map_err(connect_err)?;
         let stream = Stream::connect(name).await.map_err(connect_err)?;
         let stream = Arc::new(stream);
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let pending: Pending = Arc::new(Mutex::new(Waiting::default()));
         let reader = tokio::spawn(read_replies(stream.clone(), pending.clone()));
         Ok(Client {
             stream,
@@ -130,22 +185,33 @@ impl Client {
     ) -> Result<Option<Box<RawValue>>, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        match self.pending.lock().expect("pending map poisoned").as_mut() {
-            Some(map) => map.insert(id, tx),
-            None => return Err(ClientError::Closed),
-        };
+        {
+            let mut waiting = self.pending.lock().expect("pending map poisoned");
+            if waiting.ended.is_some() {
+                return Err(waiting.error());
+            }
+            waiting.callers.insert(id, tx);
+        }
         let line = serde_json::to_vec(&Request::new(Id::from(id), method, params))?;
         let written = {
             let _guard = self.write_lock.lock().await;
             codec::write_line(&mut &*self.stream, &line).await
         };
         if let Err(e) = written {
-            if let Some(map) = self.pending.lock().expect("pending map poisoned").as_mut() {
-                map.remove(&id);
-            }
+            self.pending
+                .lock()
+                .expect("pending map poisoned")
+                .callers
+                .remove(&id);
             return Err(e.into());
         }
-        let response = rx.await.map_err(|_| ClientError::Closed)?;
+        let response = match rx.await {
+            Ok(response) => response,
+            Err(_) => {
+                let waiting = self.pending.lock().expect("pending map poisoned");
+                return Err(waiting.error());
+            }
+        };
         match (response.error, response.result) {
             (Some(err), _) => Err(ClientError::Rpc(err)),
             (None, result) => Ok(result),
@@ -160,12 +226,19 @@ impl Drop for Client {
 }
 
 /// Reads responses until the connection ends, handing each to its caller.
-/// On end of stream every waiting caller gets [`ClientError::Closed`].
+/// When it ends, every waiting caller gets the reason: [`ClientError::Closed`]
+/// at end of stream, [`ClientError::ReplyTooLarge`] for a line over
+/// [`MAX_REPLY_BYTES`], [`ClientError::ReadFailed`] for a read error.
 async fn read_replies(stream: Arc<Stream>, pending: Pending) {
     let mut reader = BufReader::new(&*stream);
     let mut buf = Vec::new();
-    while let Ok(Frame::Line) = codec::read_line(&mut reader, &mut buf, MAX_LINE_BYTES, None).await
-    {
+    let ended = loop {
+        match codec::read_line(&mut reader, &mut buf, MAX_REPLY_BYTES, None).await {
+            Ok(Frame::Line) => {}
+            Ok(Frame::TooLong) => break (Ended::TooLarge, None),
+            Ok(Frame::Eof | Frame::Torn) => break (Ended::Closed, None),
+            Err(e) => break (Ended::Closed, Some(e.to_string())),
+        }
         let Ok(response) = serde_json::from_slice::<Response>(&buf) else {
             continue;
         };
@@ -176,12 +249,73 @@ async fn read_replies(stream: Arc<Stream>, pending: Pending) {
         let waiter = pending
             .lock()
             .expect("pending map poisoned")
-            .as_mut()
-            .and_then(|m| m.remove(&id));
+            .callers
+            .remove(&id);
         if let Some(tx) = waiter {
             let _ = tx.send(response);
         }
+    };
+    // Dropping the senders wakes every caller, who reads why from `ended`.
+    let mut waiting = pending.lock().expect("pending map poisoned");
+    waiting.ended = Some(ended.0);
+    waiting.io_error = ended.1;
+    waiting.callers.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::methods::{DaemonInfo, Empty};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    /// A one-connection server at a fresh socket path that reads one
+    /// request line and then answers with `reply` (which may be nothing).
+    async fn server(reply: Vec<u8>) -> (PathBuf, tokio::task::JoinHandle<()>) {
+        let path = std::env::temp_dir().join(format!(
+            "agentd-proto-test-{}-{}.sock",
+            std::process::id(),
+            reply.len()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let task = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let (r, mut w) = sock.split();
+            let mut line = String::new();
+            tokio::io::BufReader::new(r)
+                .read_line(&mut line)
+                .await
+                .unwrap();
+            let _ = w.write_all(&reply).await;
+        });
+        (path, task)
     }
-    // Dropping the senders wakes every caller with `Closed`.
-    pending.lock().expect("pending map poisoned").take();
+
+    #[tokio::test]
+    async fn an_early_close_and_an_oversized_reply_say_which() {
+        let (path, task) = server(Vec::new()).await;
+        let c = Client::connect(&path).await.unwrap();
+        let e = c.call::<DaemonInfo>(&Empty {}).await.unwrap_err();
+        assert!(matches!(e, ClientError::Closed), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "agentd closed the connection before replying"
+        );
+        task.await.unwrap();
+        let _ = std::fs::remove_file(&path);
+
+        let mut huge = br#"{"jsonrpc":"2.0","id":1,"result":""#.to_vec();
+        huge.resize(MAX_REPLY_BYTES + 10, b'x');
+        let (path, task) = server(huge).await;
+        let c = Client::connect(&path).await.unwrap();
+        let e = c.call::<DaemonInfo>(&Empty {}).await.unwrap_err();
+        assert!(matches!(e, ClientError::ReplyTooLarge { .. }), "{e}");
+        assert!(
+            e.to_string().contains("larger than this client accepts"),
+            "{e}"
+        );
+        drop(c);
+        task.await.unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
 }

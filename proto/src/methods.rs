@@ -170,16 +170,38 @@ pub struct ListParams {
     /// Only jobs of this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
-    /// At most this many (the newest).
+    /// At most this many (the newest); absent means at most
+    /// [`DEFAULT_LIST_LIMIT`]. A page also ends early when its reply
+    /// reaches [`MAX_PAGE_BYTES`]; `next_cursor` then continues it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Continue after the last job of an earlier page: that page's
+    /// `next_cursor`, opaque.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
+
+/// Most jobs `job.list` returns when no `limit` is given (DESIGN.md).
+pub const DEFAULT_LIST_LIMIT: u64 = 1000;
+/// Default `max` of the `notifications.*` methods (DESIGN.md).
+pub const DEFAULT_NOTIFICATIONS_MAX: u64 = 100;
+/// Paged replies (`job.list`, `notifications.peek/drain/wait`) stop adding
+/// entries once their JSON reaches this many bytes (4 MiB), and say that
+/// more follow (`next_cursor`, `more`). One entry always fits: a page holds
+/// at least one whatever its size. The largest single entry (a job with a
+/// 128 KiB command of control characters, each escaped to 6 bytes) is under
+/// 1 MiB, so no page exceeds 5 MiB, well inside [`crate::client::MAX_REPLY_BYTES`].
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Result of `job.list`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListResult {
     /// Newest first.
     pub jobs: Vec<Job>,
+    /// Pass as `cursor` to get the next page; `null` when this page is the
+    /// last.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// Params of `job.output`.
@@ -254,7 +276,7 @@ pub struct PeekParams {
     /// Only notifications with a greater `seq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_seq: Option<u64>,
-    /// At most this many, oldest first.
+    /// At most this many, oldest first (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u64>,
 }
@@ -284,13 +306,13 @@ pub struct DrainParams {
     /// Session (default `"default"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
-    /// At most this many, oldest first.
+    /// At most this many, oldest first (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u64>,
 }
 
 /// Params of `notifications.wait`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationsWaitParams {
     /// Session (default `"default"`).
@@ -298,11 +320,19 @@ pub struct NotificationsWaitParams {
     pub session: Option<String>,
     /// How long to wait, in milliseconds.
     pub timeout_ms: u64,
+    /// At most this many, oldest first (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
 }
 
 /// Result of the `notifications.*` methods that return notifications.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotificationsResult {
-    /// Oldest first (rising `seq`).
+    /// Oldest first (rising `seq`), at most `max` of them (default 100)
+    /// and at most [`MAX_PAGE_BYTES`] of JSON.
     pub notifications: Vec<Notification>,
+    /// True when more are pending after these (for `drain`: after these
+    /// were taken).
+    #[serde(default)]
+    pub more: bool,
 }

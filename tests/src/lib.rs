@@ -401,3 +401,59 @@ pub mod rpc {
         .data
     }
 }
+
+/// Fills a stopped daemon's database with `n` finished jobs of `session`
+/// (commands `echo 0` … `echo N-1`, succeeded, created one second apart
+/// ending 1 hour ago), each with a notification whose `output_tail` is
+/// `tail_len` bytes, pending (`pending`) or acked. Rows are what agentd
+/// itself writes for such a job (columns and notification body alike); no
+/// output logs are created (a missing log reads as empty). Much faster than
+/// running the jobs, for tests of what agentd does with a long history.
+///
+/// Panics when the database does not exist yet (start and stop a daemon
+/// first) or python3 fails.
+pub fn seed_finished_jobs(
+    state_dir: &Path,
+    session: &str,
+    n: usize,
+    tail_len: usize,
+    pending: bool,
+) {
+    let db = state_dir.join("agentd.db");
+    assert!(db.exists(), "no database at {} to seed", db.display());
+    let script = r#"
+import sqlite3, sys, json, uuid, datetime
+db, session, n, tail_len, pending = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1'
+c = sqlite3.connect(db)
+seq = c.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()[0]
+end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+def ts(t): return t.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (t.microsecond // 1000)
+jobs, notes = [], []
+for i in range(n):
+    seq += 1
+    jid = str(uuid.uuid4())
+    t = end - datetime.timedelta(seconds=n - i)
+    created, finished = ts(t), ts(t + datetime.timedelta(milliseconds=5))
+    cmd = 'echo %d' % i
+    tail = ('%d\n' % i).rjust(tail_len, 'x') if tail_len else ''
+    jobs.append((jid, cmd, '/', 'succeeded', 0, 4242, session, created, created, finished, 5, 1000, len(tail)))
+    body = {'seq': seq, 'job_id': jid, 'short_id': jid[:8], 'session': session, 'state': 'succeeded',
+            'exit_code': 0, 'signal': None, 'command': cmd, 'duration_ms': 5, 'output_tail': tail,
+            'finished_at': finished, 'reason': None}
+    notes.append((seq, session, jid, json.dumps(body, separators=(',', ':')), 0 if pending else 1))
+c.executemany("INSERT INTO jobs (id, command, cwd, state, exit_code, pid, session, created_at, started_at, finished_at, duration_ms, tail_bytes, output_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", jobs)
+c.executemany("INSERT INTO notifications (seq, session, job_id, body, acked) VALUES (?,?,?,?,?)", notes)
+c.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
+c.commit()
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&db)
+        .arg(session)
+        .arg(n.to_string())
+        .arg(tail_len.to_string())
+        .arg(if pending { "1" } else { "0" })
+        .status()
+        .expect("running python3");
+    assert!(status.success(), "seeding {} failed", db.display());
+}

@@ -96,6 +96,7 @@ async fn tail_bytes_sizes_the_output_tail() {
         .call::<NotificationsWait>(&NotificationsWaitParams {
             session: None,
             timeout_ms: 30_000,
+            max: None,
         })
         .await
         .unwrap()
@@ -179,6 +180,7 @@ async fn wait_returns_when_a_job_of_the_session_ends_or_at_the_timeout() {
         .call::<NotificationsWait>(&NotificationsWaitParams {
             session: Some("w".into()),
             timeout_ms: 50,
+            max: None,
         })
         .await
         .unwrap();
@@ -197,6 +199,7 @@ async fn wait_returns_when_a_job_of_the_session_ends_or_at_the_timeout() {
             c2.call::<NotificationsWait>(&NotificationsWaitParams {
                 session: Some("w".into()),
                 timeout_ms: 60_000,
+                max: None,
             })
             .await
             .unwrap()
@@ -222,6 +225,7 @@ async fn wait_returns_when_a_job_of_the_session_ends_or_at_the_timeout() {
         .call::<NotificationsWait>(&NotificationsWaitParams {
             session: Some("w".into()),
             timeout_ms: 60_000,
+            max: None,
         })
         .await
         .unwrap();

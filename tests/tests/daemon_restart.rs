@@ -183,6 +183,7 @@ async fn requests_during_shutdown_get_shutting_down_and_long_polls_are_answered(
             c2.call::<NotificationsWait>(&NotificationsWaitParams {
                 session: Some("idle".into()),
                 timeout_ms: 600_000,
+                max: None,
             })
             .await
         })

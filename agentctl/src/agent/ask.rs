@@ -105,6 +105,7 @@ async fn turns(s: &mut Session, client: &Client, wait: bool) -> anyhow::Result<E
                 states: Some(vec![JobState::Queued, JobState::Running]),
                 session: Some(s.name.clone()),
                 limit: Some(1),
+                cursor: None,
             })
             .await?;
         if live.jobs.is_empty() {
@@ -118,6 +119,7 @@ async fn turns(s: &mut Session, client: &Client, wait: bool) -> anyhow::Result<E
             .call::<NotificationsWait>(&NotificationsWaitParams {
                 session: Some(s.name.clone()),
                 timeout_ms: WAIT_POLL_MS,
+                max: None,
             })
             .await?;
     }

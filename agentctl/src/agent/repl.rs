@@ -219,6 +219,7 @@ async fn watch(
                 .call::<NotificationsWait>(&NotificationsWaitParams {
                     session: Some(session.clone()),
                     timeout_ms: WATCH_POLL_MS,
+                    max: None,
                 })
                 .await?;
             continue;
@@ -228,6 +229,7 @@ async fn watch(
                 states: Some(vec![JobState::Queued, JobState::Running]),
                 session: Some(session.clone()),
                 limit: Some(64),
+                cursor: None,
             })
             .await?
             .jobs;

@@ -162,6 +162,7 @@ async fn live_jobs(client: &Client, name: &str) -> anyhow::Result<Vec<agentd_pro
             states: Some(vec![JobState::Queued, JobState::Running]),
             session: Some(name.to_string()),
             limit: None,
+            cursor: None,
         })
         .await?
         .jobs)
@@ -302,6 +303,7 @@ pub async fn list_table(global: &GlobalOpts) -> anyhow::Result<ExitCode> {
                     states: Some(vec![JobState::Queued, JobState::Running]),
                     session: Some(s.name.clone()),
                     limit: None,
+                    cursor: None,
                 })
                 .await
                 .map(|r| r.jobs.len().to_string())

@@ -1,10 +1,14 @@
 //! `agentctl drain`: prints the pending notifications of a session and
-//! consumes them (`notifications.drain`, at-most-once), as an agent does
-//! before each model call.
+//! consumes them, as an agent does before each model call.
+//!
+//! Page by page: peek a page, print it (stdout flushed), then ack up to its
+//! last `seq`. A drain that dies part way (killed, closed pipe) has acked
+//! only what it printed; the rest stays pending. A page printed but not
+//! yet acked when it died is printed again by the next drain.
 
 use super::output;
 use crate::{GlobalOpts, connect};
-use agentd_proto::methods::{DrainParams, NotificationsDrain};
+use agentd_proto::methods::{AckParams, NotificationsAck, NotificationsPeek, PeekParams};
 use clap::Args;
 use std::process::ExitCode;
 
@@ -29,19 +33,38 @@ pub struct DrainArgs {
     pub force: bool,
 }
 
-/// Drains and prints the notifications.
+/// Prints and consumes the notifications, a page at a time: peek, print,
+/// ack.
 ///
 /// Errors: no daemon; an invalid session name; a session that belongs to
-/// an agent, without `--force`.
+/// an agent, without `--force`; stdout closed (nothing unprinted is
+/// acked).
 pub async fn run(global: &GlobalOpts, args: DrainArgs) -> anyhow::Result<ExitCode> {
     crate::agent::guard::check_taking(args.session.as_deref(), true, args.force)?;
     let client = connect::connect(&global.socket_path()).await?;
-    let result = client
-        .call::<NotificationsDrain>(&DrainParams {
-            session: args.session.clone(),
-            max: None,
-        })
-        .await?;
-    output::print_notifications(&result.notifications, args.json, args.session.as_deref())?;
+    let mut printer = output::NotificationPrinter::new(args.json);
+    loop {
+        let page = client
+            .call::<NotificationsPeek>(&PeekParams {
+                session: args.session.clone(),
+                after_seq: None,
+                max: None,
+            })
+            .await?;
+        let Some(last) = page.notifications.last() else {
+            break;
+        };
+        printer.page(&page.notifications)?;
+        client
+            .call::<NotificationsAck>(&AckParams {
+                session: args.session.clone(),
+                up_to_seq: last.seq,
+            })
+            .await?;
+        if !page.more {
+            break;
+        }
+    }
+    printer.finish(args.session.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

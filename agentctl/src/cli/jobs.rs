@@ -48,7 +48,8 @@ fn state_parser() -> impl TypedValueParser<Value = JobState> {
         .map(|s| s.parse::<JobState>().expect("a possible value is a state"))
 }
 
-/// Lists the jobs.
+/// Lists the jobs, page by page (`job.list` with `cursor`), printing each
+/// page as it arrives: any number of jobs, in bounded memory.
 ///
 /// Errors: no daemon; an invalid session name.
 pub async fn run(global: &GlobalOpts, args: JobsArgs) -> anyhow::Result<ExitCode> {
@@ -58,27 +59,50 @@ pub async fn run(global: &GlobalOpts, args: JobsArgs) -> anyhow::Result<ExitCode
         (false, false) => Some(args.states.clone()),
     };
     let client = connect::connect(&global.socket_path()).await?;
-    let jobs = client
-        .call::<JobList>(&ListParams {
-            states,
-            session: args.session.clone(),
-            limit: args.limit,
-        })
-        .await?
-        .jobs;
-    if args.json {
-        output::print_json(&jobs)?;
-        return Ok(ExitCode::SUCCESS);
+    let mut json = args.json.then(output::JsonArray::new);
+    let mut layout: Option<Table> = None;
+    let mut left = args.limit;
+    let mut cursor = None;
+    let mut printed = 0usize;
+    loop {
+        let page = client
+            .call::<JobList>(&ListParams {
+                states: states.clone(),
+                session: args.session.clone(),
+                limit: left.map(|n| n.min(PAGE)).or(Some(PAGE)),
+                cursor: cursor.take(),
+            })
+            .await?;
+        printed += page.jobs.len();
+        if let Some(json) = &mut json {
+            json.write(&page.jobs)?;
+        } else {
+            let table = layout.get_or_insert_with(|| {
+                Table::new(&page.jobs, output::stdout_color(), output::stdout_width())
+            });
+            let text = table.render(&page.jobs, printed == page.jobs.len());
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+        if let Some(n) = &mut left {
+            *n = n.saturating_sub(page.jobs.len() as u64);
+        }
+        match page.next_cursor {
+            Some(next) if left != Some(0) => cursor = Some(next),
+            _ => break,
+        }
     }
-    let table = table(&jobs, output::stdout_color(), output::stdout_width());
-    let mut out = std::io::stdout().lock();
-    out.write_all(table.as_bytes())?;
-    out.flush()?;
-    if jobs.is_empty() && !args.all && args.states.is_empty() {
+    if let Some(json) = json {
+        json.finish()?;
+    } else if printed == 0 && !args.all && args.states.is_empty() {
         eprintln!("no running or queued jobs (--all includes finished ones)");
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Jobs asked for per `job.list` call (the daemon's default page).
+const PAGE: u64 = 1000;
 
 const HEADERS: [&str; 7] = [
     "ID", "STATE", "EXIT", "STARTED", "DURATION", "SESSION", "COMMAND",
@@ -92,45 +116,82 @@ const DROP_ORDER: [usize; 4] = [3, 5, 4, 2];
 /// The COMMAND width below which another column is left out.
 const MIN_COMMAND: usize = 10;
 
-/// The table, one line per job under a header line. Columns are padded to
-/// their widest cell. With a terminal `width`, no line is wider: columns
-/// are left out in [`DROP_ORDER`] until COMMAND gets at least
-/// [`MIN_COMMAND`] columns, and COMMAND is cut (ending in `…`) to what is
-/// left; narrower than ID and STATE themselves, lines wrap.
+/// The table, one line per job under a header line (see [`Table`]).
 pub fn table(jobs: &[Job], color: bool, width: Option<usize>) -> String {
-    let rows: Vec<[String; 7]> = jobs.iter().map(row).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut shown = [true; 7];
-    // Everything left of COMMAND that is shown, with two spaces after each.
-    let used = |shown: &[bool; 7]| -> usize {
-        (0..COMMAND)
-            .filter(|&i| shown[i])
-            .map(|i| widths[i] + 2)
-            .sum()
-    };
-    if let Some(w) = width {
-        for col in DROP_ORDER {
-            if used(&shown) + MIN_COMMAND <= w {
-                break;
+    Table::new(jobs, color, width).render(jobs, true)
+}
+
+/// The job table's layout. Columns are padded to their widest cell in the
+/// first page (a later page's wider cell pushes its line's rest right).
+/// With a terminal `width`, no line is wider: columns are left out in
+/// [`DROP_ORDER`] until COMMAND gets at least [`MIN_COMMAND`] columns, and
+/// COMMAND is cut (ending in `…`) to what is left; narrower than ID and
+/// STATE themselves, lines wrap.
+pub struct Table {
+    /// Each column's width in characters.
+    widths: [usize; 7],
+    /// Which columns are shown.
+    shown: [bool; 7],
+    /// COMMAND's width, when cut to the terminal.
+    command_width: Option<usize>,
+    /// Colour the STATE column.
+    color: bool,
+}
+
+impl Table {
+    /// The layout fitting `jobs` (the first page) into `width` columns.
+    pub fn new(jobs: &[Job], color: bool, width: Option<usize>) -> Table {
+        let mut widths = HEADERS.map(|h| h.chars().count());
+        for row in jobs.iter().map(row) {
+            for (w, cell) in widths.iter_mut().zip(&row) {
+                *w = (*w).max(cell.chars().count());
             }
-            shown[col] = false;
+        }
+        let mut shown = [true; 7];
+        // Everything left of COMMAND that is shown, with two spaces after each.
+        let used = |shown: &[bool; 7]| -> usize {
+            (0..COMMAND)
+                .filter(|&i| shown[i])
+                .map(|i| widths[i] + 2)
+                .sum()
+        };
+        if let Some(w) = width {
+            for col in DROP_ORDER {
+                if used(&shown) + MIN_COMMAND <= w {
+                    break;
+                }
+                shown[col] = false;
+            }
+        }
+        let command_width = width.map(|w| w.saturating_sub(used(&shown)));
+        Table {
+            widths,
+            shown,
+            command_width,
+            color,
         }
     }
-    let command_width = width.map(|w| w.saturating_sub(used(&shown)));
-    let mut text = String::new();
-    let line = |text: &mut String, cells: &[String; 7], state: Option<JobState>| {
+
+    /// The lines of `jobs`, under the header line when `header`.
+    pub fn render(&self, jobs: &[Job], header: bool) -> String {
+        let mut text = String::new();
+        if header {
+            self.line(&mut text, &HEADERS.map(str::to_string), None);
+        }
+        for job in jobs {
+            self.line(&mut text, &row(job), Some(job.state));
+        }
+        text
+    }
+
+    fn line(&self, text: &mut String, cells: &[String; 7], state: Option<JobState>) {
         let mut line = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if !shown[i] {
+        for (i, (cell, w)) in cells.iter().zip(self.widths).enumerate() {
+            if !self.shown[i] {
                 continue;
             }
             if i == COMMAND {
-                match command_width {
+                match self.command_width {
                     Some(cw) => line.push_str(&output::truncate(cell, cw)),
                     None => line.push_str(cell),
                 }
@@ -139,7 +200,7 @@ pub fn table(jobs: &[Job], color: bool, width: Option<usize>) -> String {
             let padded = format!("{cell:<w$}  ");
             match (i, state) {
                 (1, Some(state)) => {
-                    line.push_str(&output::paint(state, cell, color));
+                    line.push_str(&output::paint(state, cell, self.color));
                     line.push_str(&padded[cell.len()..]);
                 }
                 _ => line.push_str(&padded),
@@ -147,12 +208,7 @@ pub fn table(jobs: &[Job], color: bool, width: Option<usize>) -> String {
         }
         text.push_str(line.trim_end_matches(' '));
         text.push('\n');
-    };
-    line(&mut text, &HEADERS.map(str::to_string), None);
-    for (job, cells) in jobs.iter().zip(&rows) {
-        line(&mut text, cells, Some(job.state));
     }
-    text
 }
 
 /// The cells of one job's line.

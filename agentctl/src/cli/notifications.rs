@@ -1,5 +1,6 @@
 //! `agentctl notifications`: prints the pending notifications of a session
-//! without consuming them (`notifications.peek`).
+//! without consuming them (`notifications.peek`), a page at a time as they
+//! arrive, however many there are.
 
 use super::output;
 use crate::{GlobalOpts, connect};
@@ -24,19 +25,29 @@ pub struct NotificationsArgs {
     pub json: bool,
 }
 
-/// Peeks at and prints the notifications.
+/// Peeks at and prints the notifications, page after page (each after the
+/// last `seq` of the one before).
 ///
 /// Errors: no daemon; an invalid session name.
 pub async fn run(global: &GlobalOpts, args: NotificationsArgs) -> anyhow::Result<ExitCode> {
     crate::agent::guard::check_taking(args.session.as_deref(), false, false)?;
     let client = connect::connect(&global.socket_path()).await?;
-    let result = client
-        .call::<NotificationsPeek>(&PeekParams {
-            session: args.session.clone(),
-            after_seq: None,
-            max: None,
-        })
-        .await?;
-    output::print_notifications(&result.notifications, args.json, args.session.as_deref())?;
+    let mut printer = output::NotificationPrinter::new(args.json);
+    let mut after_seq = None;
+    loop {
+        let page = client
+            .call::<NotificationsPeek>(&PeekParams {
+                session: args.session.clone(),
+                after_seq,
+                max: None,
+            })
+            .await?;
+        printer.page(&page.notifications)?;
+        match page.notifications.last() {
+            Some(last) if page.more => after_seq = Some(last.seq),
+            _ => break,
+        }
+    }
+    printer.finish(args.session.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -164,36 +164,121 @@ pub fn notification(n: &Notification, color: bool) -> String {
     text
 }
 
-/// Writes notifications to stdout, as JSON (an array of Notification
-/// objects) or in the human format of [`notification`], a blank line
-/// between two. When there are none in human format, says so on stderr.
-///
-/// Errors: writing stdout failed.
-pub fn print_notifications(
-    notifications: &[Notification],
-    json: bool,
-    session: Option<&str>,
-) -> anyhow::Result<()> {
-    if json {
-        return print_json(&notifications);
+/// A JSON array written to stdout one element at a time, as it arrives
+/// page by page, in the same pretty format as [`print_json`] of the whole
+/// array: a reader sees every element once, and a valid array once
+/// [`JsonArray::finish`] has run.
+pub struct JsonArray {
+    /// Elements written so far.
+    count: usize,
+}
+
+impl JsonArray {
+    /// Begins the array (writes nothing until the first element or
+    /// [`JsonArray::finish`]).
+    pub fn new() -> JsonArray {
+        JsonArray { count: 0 }
     }
-    if notifications.is_empty() {
-        eprintln!(
-            "no notifications pending for session {}",
-            session.unwrap_or("default")
-        );
-        return Ok(());
-    }
-    let color = stdout_color();
-    let mut out = std::io::stdout().lock();
-    for (i, n) in notifications.iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
+
+    /// Writes elements and flushes stdout.
+    ///
+    /// Errors: writing stdout failed.
+    pub fn write<T: Serialize>(&mut self, items: &[T]) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for item in items {
+            out.write_all(if self.count == 0 { b"[\n" } else { b",\n" })?;
+            let text = serde_json::to_string_pretty(item)?;
+            for (i, line) in text.lines().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                write!(out, "  {line}")?;
+            }
+            self.count += 1;
         }
-        out.write_all(notification(n, color).as_bytes())?;
+        out.flush()?;
+        Ok(())
     }
-    out.flush()?;
-    Ok(())
+
+    /// Closes the array (`[]` when it had no element) and flushes.
+    ///
+    /// Errors: writing stdout failed.
+    pub fn finish(self) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(if self.count == 0 { b"[]\n" } else { b"\n]\n" })?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+impl Default for JsonArray {
+    fn default() -> Self {
+        JsonArray::new()
+    }
+}
+
+/// Notifications printed page by page, as JSON (one array of Notification
+/// objects) or in the human format of [`notification`], a blank line
+/// between two.
+pub struct NotificationPrinter {
+    /// `Some` for `--json`.
+    json: Option<JsonArray>,
+    /// Notifications printed so far.
+    count: usize,
+    /// Colour the states.
+    color: bool,
+}
+
+impl NotificationPrinter {
+    /// A printer for `--json` (`json`) or people.
+    pub fn new(json: bool) -> NotificationPrinter {
+        NotificationPrinter {
+            json: json.then(JsonArray::new),
+            count: 0,
+            color: stdout_color(),
+        }
+    }
+
+    /// Prints a page and flushes stdout, so once this returns the page has
+    /// reached whoever reads it (`drain` acks only after).
+    ///
+    /// Errors: writing stdout failed.
+    pub fn page(&mut self, notifications: &[Notification]) -> anyhow::Result<()> {
+        if let Some(json) = &mut self.json {
+            json.write(notifications)?;
+            self.count += notifications.len();
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        for n in notifications {
+            if self.count > 0 {
+                writeln!(out)?;
+            }
+            out.write_all(notification(n, self.color).as_bytes())?;
+            self.count += 1;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Ends the output: closes the JSON array, or says on stderr that there
+    /// were none.
+    ///
+    /// Errors: writing stdout failed.
+    pub fn finish(self, session: Option<&str>) -> anyhow::Result<()> {
+        match self.json {
+            Some(json) => json.finish(),
+            None => {
+                if self.count == 0 {
+                    eprintln!(
+                        "no notifications pending for session {}",
+                        session.unwrap_or("default")
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

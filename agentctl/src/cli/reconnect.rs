@@ -57,9 +57,11 @@ struct Outage {
 /// it refused the request: the call is worth re-issuing to the next agentd.
 pub fn is_gone(err: &ClientError) -> bool {
     match err {
-        ClientError::Closed | ClientError::Io(_) => true,
+        ClientError::Closed | ClientError::Io(_) | ClientError::ReadFailed(_) => true,
         ClientError::Rpc(e) => e.code == codes::SHUTTING_DOWN,
-        ClientError::Connect { .. } | ClientError::Decode(_) => false,
+        ClientError::Connect { .. }
+        | ClientError::Decode(_)
+        | ClientError::ReplyTooLarge { .. } => false,
     }
 }
 

@@ -3,12 +3,12 @@
 
 use super::params;
 use crate::daemon::Daemon;
-use crate::state::JobEntry;
+use crate::state::{JobEntry, JobIdx};
 use crate::supervisor::{self, Control, output};
 use crate::timefmt;
 use agentd_proto::methods::{
-    IdParams, KillParams, ListParams, ListResult, OutputParams, OutputResult, SubmitParams,
-    WaitParams,
+    DEFAULT_LIST_LIMIT, IdParams, KillParams, ListParams, ListResult, MAX_PAGE_BYTES, OutputParams,
+    OutputResult, SubmitParams, WaitParams,
 };
 use agentd_proto::{Job, JobState, RpcError, codes};
 use serde_json::json;
@@ -181,9 +181,13 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
     .await
     .map_err(RpcError::internal)??;
     let env = p.env.filter(|e| !e.is_empty());
+    let ord = d
+        .shared
+        .next_ord
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = d
         .store
-        .insert_job(job.clone(), env.is_some(), tail_bytes)
+        .insert_job(ord, job.clone(), env.is_some(), tail_bytes)
         .await
     {
         // Leave no directory behind for a job that does not exist.
@@ -203,7 +207,7 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .jobs
         .lock()
         .expect("job table poisoned")
-        .insert(JobEntry::new(job, tail_bytes, env));
+        .insert(ord, JobEntry::new(job, tail_bytes, env));
     supervisor::start_queued(d).await;
     // A job that must wait keeps its environment on disk until it starts,
     // so that it survives a restart; one that started never stored it.
@@ -273,17 +277,35 @@ pub async fn get(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
     current(d, &p.id).await
 }
 
-/// `job.list`: newest first, filtered by states and session.
+/// `job.list`: newest first, filtered by states and session, one page at
+/// a time: at most `limit` jobs (default 1000) and about
+/// [`MAX_PAGE_BYTES`] of JSON; `next_cursor` continues after the last.
 pub async fn list(d: &Arc<Daemon>, p: ListParams) -> Result<ListResult, RpcError> {
     let session = p.session.map(|s| params::session(Some(s))).transpose()?;
-    let limit = p.limit.map_or(usize::MAX, |l| l as usize);
-    let jobs = d.shared.jobs.lock().expect("job table poisoned").list(
+    let limit = p.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    let before = p.cursor.as_deref().map(parse_cursor).transpose()?;
+    let (jobs, last) = d.shared.jobs.lock().expect("job table poisoned").list(
         p.states.as_deref(),
         session.as_deref(),
-        limit,
+        before,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+        MAX_PAGE_BYTES,
     );
     Ok(ListResult {
         jobs: with_live_sizes(d, jobs).await,
+        next_cursor: last.map(|k| k.to_string()),
+    })
+}
+
+/// A `job.list` cursor: the key of the last job of the page before.
+///
+/// Errors: -32602 naming `cursor` when it is not one this daemon gave.
+fn parse_cursor(c: &str) -> Result<JobIdx, RpcError> {
+    c.parse().map_err(|_| {
+        RpcError::invalid_params(
+            format!("cursor {c:?} is not one job.list returned as next_cursor"),
+            Some("cursor"),
+        )
     })
 }
 

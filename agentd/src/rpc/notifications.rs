@@ -8,23 +8,31 @@ use super::params;
 use crate::daemon::Daemon;
 use agentd_proto::RpcError;
 use agentd_proto::methods::{
-    AckParams, AckResult, DrainParams, NotificationsResult, NotificationsWaitParams, PeekParams,
+    AckParams, AckResult, DEFAULT_NOTIFICATIONS_MAX, DrainParams, MAX_PAGE_BYTES,
+    NotificationsResult, NotificationsWaitParams, PeekParams,
 };
 use std::sync::Arc;
 
+/// The page size asked for: `max`, default 100.
 fn max(m: Option<u64>) -> usize {
-    m.map_or(usize::MAX, |m| m as usize)
+    usize::try_from(m.unwrap_or(DEFAULT_NOTIFICATIONS_MAX)).unwrap_or(usize::MAX)
 }
 
-/// `notifications.peek`: pending notifications, oldest first.
+/// `notifications.peek`: pending notifications, oldest first, one page
+/// (`max`, default 100, and at most [`MAX_PAGE_BYTES`] of JSON); `more`
+/// says whether others follow.
 pub async fn peek(d: &Arc<Daemon>, p: PeekParams) -> Result<NotificationsResult, RpcError> {
     let session = params::session(p.session)?;
-    let notifications = d.shared.queues.lock().expect("queues poisoned").peek(
+    let (notifications, more) = d.shared.queues.lock().expect("queues poisoned").peek(
         &session,
         p.after_seq.unwrap_or(0),
         max(p.max),
+        MAX_PAGE_BYTES,
     );
-    Ok(NotificationsResult { notifications })
+    Ok(NotificationsResult {
+        notifications,
+        more,
+    })
 }
 
 /// `notifications.ack`: acknowledges up to `up_to_seq`; durable before the
@@ -40,23 +48,21 @@ pub async fn ack(d: &Arc<Daemon>, p: AckParams) -> Result<AckResult, RpcError> {
     Ok(AckResult { acked })
 }
 
-/// `notifications.drain`: takes pending notifications off the queue and
-/// acknowledges them durably. Concurrent drains never return the same
-/// notification twice.
+/// `notifications.drain`: takes one page of pending notifications off the
+/// queue (as [`peek`] pages) and acknowledges exactly those durably.
+/// Concurrent drains never return the same notification twice.
 pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResult, RpcError> {
     let session = params::session(p.session)?;
-    let taken = {
+    let (taken, more) = {
         let mut queues = d.shared.queues.lock().expect("queues poisoned");
-        let pending = queues.peek(&session, 0, max(p.max));
-        match pending.last() {
-            Some(last) => queues.remove_up_to(&session, last.seq),
-            None => Vec::new(),
+        let (page, more) = queues.peek(&session, 0, max(p.max), MAX_PAGE_BYTES);
+        match page.last() {
+            Some(last) => (queues.remove_up_to(&session, last.seq), more),
+            None => (Vec::new(), false),
         }
     };
     let Some(last) = taken.last() else {
-        return Ok(NotificationsResult {
-            notifications: taken,
-        });
+        return Ok(NotificationsResult::default());
     };
     if let Err(e) = d.store.ack(session, last.seq).await {
         d.shared
@@ -71,12 +77,13 @@ pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResul
     }
     Ok(NotificationsResult {
         notifications: taken,
+        more,
     })
 }
 
-/// `notifications.wait`: returns the pending notifications as soon as there
-/// is one (without acknowledging them), or none at `timeout_ms` or at
-/// shutdown. Woken by the queue, never by polling.
+/// `notifications.wait`: returns a page of the pending notifications (as
+/// [`peek`]) as soon as there is one (without acknowledging them), or none
+/// at `timeout_ms` or at shutdown. Woken by the queue, never by polling.
 pub async fn wait(
     d: &Arc<Daemon>,
     p: NotificationsWaitParams,
@@ -87,15 +94,16 @@ pub async fn wait(
         let changed = d.shared.queue_changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let pending =
-            d.shared
-                .queues
-                .lock()
-                .expect("queues poisoned")
-                .peek(&session, 0, usize::MAX);
-        if !pending.is_empty() {
+        let (notifications, more) = d.shared.queues.lock().expect("queues poisoned").peek(
+            &session,
+            0,
+            max(p.max),
+            MAX_PAGE_BYTES,
+        );
+        if !notifications.is_empty() {
             return Ok(NotificationsResult {
-                notifications: pending,
+                notifications,
+                more,
             });
         }
         tokio::select! {
@@ -104,7 +112,5 @@ pub async fn wait(
             _ = d.shutting_down() => break,
         }
     }
-    Ok(NotificationsResult {
-        notifications: Vec::new(),
-    })
+    Ok(NotificationsResult::default())
 }

@@ -68,6 +68,7 @@ pub enum StoreError {
 
 enum Op {
     InsertJob {
+        ord: u64,
         job: Box<Job>,
         env_given: bool,
         tail_bytes: u64,
@@ -159,7 +160,7 @@ impl Store {
         })
     }
 
-    /// Records a new job; returns once it is committed. Its environment is
+    /// Records a new job under key `ord` ([`Shared::next_ord`]); returns once it is committed. Its environment is
     /// not stored: `env_given` only records that it has one (see
     /// [`schema::insert_job`]); [`Store::keep_env`] stores it if the job
     /// must wait in the queue.
@@ -167,11 +168,13 @@ impl Store {
     /// Errors: the commit failed (the job is not recorded).
     pub async fn insert_job(
         &self,
+        ord: u64,
         job: Job,
         env_given: bool,
         tail_bytes: u64,
     ) -> Result<(), StoreError> {
         self.exec(Op::InsertJob {
+            ord,
             job: Box::new(job),
             env_given,
             tail_bytes,
@@ -310,10 +313,11 @@ fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> 
     for cmd in batch.iter_mut() {
         let result = match &mut cmd.op {
             Op::InsertJob {
+                ord,
                 job,
                 env_given,
                 tail_bytes,
-            } => schema::insert_job(&tx, job, *env_given, *tail_bytes).map(|_| Output::Done),
+            } => schema::insert_job(&tx, *ord, job, *env_given, *tail_bytes).map(|_| Output::Done),
             Op::KeepEnv { id, env } => schema::keep_env(&tx, id, env).map(|_| Output::Done),
             Op::WipeEnv { id } => schema::wipe_env(&tx, id).map(|w| {
                 wiped(w);

@@ -92,6 +92,8 @@ ALTER TABLE jobs DROP COLUMN env;
 
 /// A job as loaded at start, with what is needed to run it if it is queued.
 pub struct LoadedJob {
+    /// Its key: `jobs.ord`, rising with creation.
+    pub ord: u64,
     /// The job.
     pub job: Job,
     /// Its notification tail size in bytes.
@@ -265,13 +267,14 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, command, cwd, NULL, state, exit_code, signal, pid, session, label,
                 created_at, started_at, finished_at, duration_ms, timeout_secs,
-                tail_bytes, output_bytes, shim_pid, shim_start, reason
+                tail_bytes, output_bytes, shim_pid, shim_start, reason, ord
          FROM jobs ORDER BY ord",
     )?;
     let jobs = stmt
         .query_map([], |r| {
             let id: String = r.get(0)?;
             Ok(LoadedJob {
+                ord: r.get::<_, i64>(20)? as u64,
                 job: Job {
                     short_id: id[..8.min(id.len())].to_string(),
                     id,
@@ -337,21 +340,22 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     })
 }
 
-/// Inserts a new job row. `env_given`: the job was given an environment;
+/// Inserts a new job row under key `ord`. `env_given`: the job was given an environment;
 /// a `job_env` row without a value then says so until the job starts (at
 /// [`keep_env`] it gets the value if the job must wait in the queue), so
 /// that an agentd that stops before starting the job knows it cannot start
 /// it as asked.
 pub fn insert_job(
     conn: &Connection,
+    ord: u64,
     job: &Job,
     env_given: bool,
     tail_bytes: u64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO jobs (id, command, cwd, state, session, label, created_at,
-                           timeout_secs, tail_bytes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                           timeout_secs, tail_bytes, ord)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         job.id,
@@ -363,6 +367,7 @@ pub fn insert_job(
         job.created_at,
         job.timeout_secs,
         tail_bytes as i64,
+        ord as i64,
     ])?;
     if env_given {
         conn.prepare_cached("INSERT INTO job_env (job_id, env) VALUES (?1, NULL)")?

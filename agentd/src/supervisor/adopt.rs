@@ -154,7 +154,7 @@ fn elapsed(job: &Job) -> Duration {
 /// STATE_DIR/jobs/<id>` process exists), or its exit record does. Reads `/proc` once; blocking,
 /// and only done at start when jobs are queued.
 pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
-    let queued: Vec<(usize, String)> = {
+    let queued: Vec<(crate::state::JobIdx, String)> = {
         let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
         jobs.queued_ids()
     };

@@ -98,7 +98,7 @@ pub async fn scheduler(daemon: Arc<Daemon>) {
 /// failure becomes a `failed` job with the reason in its output.
 async fn start(
     daemon: &Arc<Daemon>,
-    idx: usize,
+    idx: crate::state::JobIdx,
     mut job: Job,
     env: Option<BTreeMap<String, String>>,
     control: mpsc::UnboundedReceiver<Control>,
