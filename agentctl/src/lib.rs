@@ -69,3 +69,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(cmd) => agent::run(&cli.global, cmd).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+    use std::collections::BTreeMap;
+
+    /// Short flags that stand for different long names with one meaning:
+    /// `-n N` is "only the last N" (`logs --tail`, `jobs --limit`).
+    const SHARED_MEANING: &[(char, &[&str])] = &[('n', &["limit", "tail"])];
+
+    /// Every (short, long) pair of the whole command tree.
+    fn shorts(cmd: &clap::Command, seen: &mut BTreeMap<char, Vec<String>>) {
+        for arg in cmd.get_arguments() {
+            if let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) {
+                let longs = seen.entry(short).or_default();
+                if !longs.iter().any(|l| l == long) {
+                    longs.push(long.to_string());
+                    longs.sort();
+                }
+            }
+            if arg.get_long() == Some("session") {
+                assert_eq!(
+                    arg.get_short(),
+                    Some('s'),
+                    "--session of `{}` has -s, as everywhere",
+                    cmd.get_name()
+                );
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            shorts(sub, seen);
+        }
+    }
+
+    #[test]
+    fn each_short_flag_means_one_thing_across_the_cli() {
+        let mut seen = BTreeMap::new();
+        shorts(&Cli::command(), &mut seen);
+        for (short, longs) in &seen {
+            if longs.len() > 1 {
+                let allowed = SHARED_MEANING.iter().find(|(s, _)| s == short);
+                assert!(
+                    allowed.is_some_and(|(_, l)| l.iter().eq(longs.iter())),
+                    "-{short} stands for --{}",
+                    longs.join(" and --")
+                );
+            }
+        }
+        assert_eq!(seen[&'s'], ["session"]);
+    }
+}

@@ -395,3 +395,21 @@ fn completion_scripts_parse_and_complete_where_the_readme_puts_them() {
         );
     }
 }
+
+#[test]
+fn dash_s_is_the_session_everywhere_and_kill_has_no_dash_s() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon();
+    let (code, out, err) = agentctl(&env, &["run", "-s", "mine", "--wait", "--", "echo x"]);
+    assert_eq!((code, out.as_str()), (0, "x\n"), "{err}");
+    let (code, out, err) = agentctl(&env, &["jobs", "-a", "-s", "mine", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let jobs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(jobs[0]["session"], "mine");
+    let (code, out, _) = agentctl(&env, &["notifications", "-s", "mine"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("echo x"), "{out}");
+    let (code, _, err) = agentctl(&env, &["kill", "-s", "INT", "ffff"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unexpected argument '-s'"), "{err}");
+}

@@ -22,7 +22,7 @@ Examples:
 #[derive(Debug, Args)]
 pub struct DrainArgs {
     /// Session whose queue to drain [default: default]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, short = 's', value_name = "NAME")]
     pub session: Option<String>,
     /// Print a JSON array of Notification objects
     #[arg(long)]

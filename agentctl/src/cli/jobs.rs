@@ -32,7 +32,7 @@ pub struct JobsArgs {
     )]
     pub states: Vec<JobState>,
     /// Only jobs of this session
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, short = 's', value_name = "NAME")]
     pub session: Option<String>,
     /// At most N jobs (the newest)
     #[arg(long, short = 'n', value_name = "N")]

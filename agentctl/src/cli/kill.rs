@@ -22,7 +22,8 @@ pub struct KillArgs {
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
     /// First signal: TERM, INT, HUP or KILL
-    #[arg(long, short = 's', value_name = "SIG", default_value = "TERM")]
+    // No short flag: `-s` is `--session` across agentctl.
+    #[arg(long, value_name = "SIG", default_value = "TERM")]
     pub signal: String,
     /// Seconds before SIGKILL follows [default: 5]
     #[arg(long, value_name = "SECS")]

@@ -18,7 +18,7 @@ Examples:
 #[derive(Debug, Args)]
 pub struct NotificationsArgs {
     /// Session whose queue to show [default: default]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, short = 's', value_name = "NAME")]
     pub session: Option<String>,
     /// Print a JSON array of Notification objects
     #[arg(long)]

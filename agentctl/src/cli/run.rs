@@ -43,7 +43,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
     /// Session whose notification queue gets the job's end [default: default]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, short = 's', value_name = "NAME")]
     pub session: Option<String>,
     /// Stream the job's output instead of printing its id, then say how it
     /// ended and exit as `agentctl wait` does (Ctrl-C leaves it running)
