@@ -21,6 +21,13 @@
 //! times are recorded ([`FakeLlm::headers`], [`FakeLlm::arrivals`]), so a
 //! test can check `retry-after` was honoured without sleeping itself.
 //!
+//! [`FakeLlm::set_max_prompt_bytes`] makes it answer as the real APIs do
+//! when a prompt outgrows the context window (Anthropic 400 `prompt is too
+//! long`, OpenAI `context_length_exceeded`) once the request's `messages`
+//! exceed that many bytes, without using up a scripted reply. Replies
+//! report `usage` with input tokens of a quarter of the request's bytes,
+//! or what [`FakeLlm::set_input_tokens`] says.
+//!
 //! Each test queues the replies ([`Reply`]) in order. Every request body is
 //! recorded ([`FakeLlm::requests`]) and validated: roles alternate, every
 //! `tool_use` is answered by its `tool_result` in the very next user
@@ -112,6 +119,13 @@ struct State {
     models: Option<Vec<String>>,
     /// How many `GET …/models` requests arrived.
     model_lists: usize,
+    /// Requests whose `messages` exceed this many bytes are refused as
+    /// too long for the context window.
+    max_prompt_bytes: Option<usize>,
+    /// How many requests were refused so.
+    too_long: usize,
+    /// Input tokens to report instead of bytes / 4.
+    input_tokens: Option<u64>,
 }
 
 /// The running server.
@@ -247,6 +261,23 @@ impl FakeLlm {
         self.state.lock().unwrap().arrivals.clone()
     }
 
+    /// From now on refuse requests whose `messages` JSON exceeds `bytes`
+    /// with the provider's "prompt too long" error (None: never).
+    pub fn set_max_prompt_bytes(&self, bytes: Option<usize>) {
+        self.state.lock().unwrap().max_prompt_bytes = bytes;
+    }
+
+    /// How many requests were refused as too long.
+    pub fn too_long(&self) -> usize {
+        self.state.lock().unwrap().too_long
+    }
+
+    /// From now on report this many input tokens in `usage` (None: a
+    /// quarter of the request's bytes).
+    pub fn set_input_tokens(&self, tokens: Option<u64>) {
+        self.state.lock().unwrap().input_tokens = tokens;
+    }
+
     /// Replies not yet given.
     pub fn remaining(&self) -> usize {
         self.state.lock().unwrap().script.len()
@@ -302,7 +333,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         let _ = sock.shutdown().await;
         return;
     }
-    let (reply, problems, tool_base, stream, repeat, split) = {
+    let (reply, problems, tool_base, stream, repeat, split, too_long, input_tokens) = {
         let mut st = state.lock().unwrap();
         let stream = body["stream"] == json!(true) && !st.ignore_stream;
         st.requests.push(body.clone());
@@ -316,12 +347,18 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         let nth = st.requests.len();
         st.violations
             .extend(problems.iter().map(|p| format!("request {nth}: {p}")));
-        let reply = if problems.is_empty() {
+        let size = body["messages"].to_string().len();
+        let too_long = problems.is_empty() && st.max_prompt_bytes.is_some_and(|max| size > max);
+        if too_long {
+            st.too_long += 1;
+        }
+        let input_tokens = st.input_tokens.unwrap_or(body.to_string().len() as u64 / 4);
+        let reply = if problems.is_empty() && !too_long {
             st.script.pop_front()
         } else {
             None
         };
-        if reply.is_none() && problems.is_empty() {
+        if reply.is_none() && problems.is_empty() && !too_long {
             st.violations
                 .push(format!("request {nth}: the script is exhausted"));
         }
@@ -334,9 +371,30 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
             stream,
             st.repeat_tool_fields,
             st.split_tool_names,
+            too_long,
+            input_tokens,
         )
     };
     arrived.notify_all();
+    if too_long {
+        let body = if openai {
+            json!({"error": {"message": "This model's maximum context length is 1000 tokens. \
+                However, your messages resulted in 2000 tokens.", "type": "invalid_request_error",
+                "param": "messages", "code": "context_length_exceeded"}})
+        } else {
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                "message": "prompt is too long: 2000 tokens > 1000 maximum"}})
+        }
+        .to_string();
+        let response = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sock.write_all(response.as_bytes()).await;
+        let _ = sock.shutdown().await;
+        return;
+    }
     let reply = match reply {
         Some(r) => r,
         None => {
@@ -399,13 +457,53 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
                 json!({"type": "error", "error": {"type": kind, "message": "fake stream error"}}),
             ),
         ]),
-        (_, true) if stream => sse_response(&openai_events(&reply, tool_base, repeat, split)),
-        (_, false) if stream => sse_response(&anthropic_events(&reply, tool_base)),
-        (_, true) => json_response(&openai_completion(&reply, tool_base)),
-        (_, false) => json_response(&anthropic_message(&reply, tool_base)),
+        (_, true) if stream => sse_response(&with_usage(
+            openai_events(&reply, tool_base, repeat, split),
+            true,
+            input_tokens,
+        )),
+        (_, false) if stream => sse_response(&with_usage(
+            anthropic_events(&reply, tool_base),
+            false,
+            input_tokens,
+        )),
+        (_, true) => {
+            let mut v = openai_completion(&reply, tool_base);
+            v["usage"] = json!({"prompt_tokens": input_tokens, "completion_tokens": 5});
+            json_response(&v)
+        }
+        (_, false) => {
+            let mut v = anthropic_message(&reply, tool_base);
+            v["usage"] = json!({"input_tokens": input_tokens, "output_tokens": 5});
+            json_response(&v)
+        }
     };
     let _ = sock.write_all(response.as_bytes()).await;
     let _ = sock.shutdown().await;
+}
+
+/// A stream's events with `usage` reporting `input_tokens`: Anthropic's in
+/// `message_start`; OpenAI's as the chunk without choices that
+/// `stream_options.include_usage` asks for, before `[DONE]`.
+fn with_usage(
+    mut events: Vec<(String, Value)>,
+    openai: bool,
+    input_tokens: u64,
+) -> Vec<(String, Value)> {
+    if openai {
+        let at = events.len().saturating_sub(1);
+        events.insert(
+            at,
+            (
+                String::new(),
+                json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": "fake",
+                    "choices": [], "usage": {"prompt_tokens": input_tokens, "completion_tokens": 5}}),
+            ),
+        );
+    } else if let Some((_, start)) = events.iter_mut().find(|(n, _)| n == "message_start") {
+        start["message"]["usage"] = json!({"input_tokens": input_tokens, "output_tokens": 1});
+    }
+    events
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the epoch.

@@ -1875,3 +1875,166 @@ fn ask_interrupted_drops_an_unanswered_prompt_and_answers_tool_calls_that_never_
     assert_eq!(last_user_texts(&reqs[2]), vec!["next".to_string()]);
     open_gate(&gate);
 }
+
+/// `agentctl` for the Anthropic fake, or (`openai`) for the OpenAI one.
+fn agent_cmd(w: &World, openai: bool) -> Command {
+    let mut cmd = w.cmd();
+    if openai {
+        cmd.env("AGENTCTL_PROVIDER", "openai")
+            .env("OPENAI_BASE_URL", w.llm.openai_url())
+            .env("AGENTCTL_MODEL", "local-model");
+    }
+    cmd
+}
+
+/// The system prompt of a request, either API.
+fn system_of(req: &Value) -> String {
+    match req["system"].as_str() {
+        Some(s) => s.to_string(),
+        None => req["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// Transcript lines (messages, not records) that deliver `job_id`.
+fn deliveries(w: &World, session: &str, job_id: &str) -> usize {
+    std::fs::read_to_string(w.transcripts().join(format!("{session}.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| {
+            v["bg_jobs"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|j| j == job_id))
+        })
+        .count()
+}
+
+fn a_session_past_the_context_window_compacts_and_keeps_working(openai: bool) {
+    let w = World::new(vec![
+        Reply::tool(
+            "background_run",
+            json!({"command": "read x < gate; echo bg-finished-$x"}),
+        ),
+        Reply::text("Started."),
+        Reply::tool("bash", json!({"command": "seq 1 5000"})),
+        Reply::tool("bash", json!({"command": "seq 1 5000"})),
+        Reply::text("SUMMARY-ONE: a background task was started."),
+        Reply::text("Counted twice."),
+        Reply::text("Next works."),
+    ]);
+    let gate = w.gate("gate");
+    let ask = |prompt: &str| run(agent_cmd(&w, openai).args(["ask", "--session", "big", prompt]));
+    let (code, _, err) = ask("start it");
+    assert_eq!(code, 0, "{err}");
+    let job = w.jobs("big").remove(0);
+    open_gate(&gate);
+    w.wait_job(&job.id);
+    let bg = format!("[bg:{}]", job.short_id);
+
+    // Two outputs of `seq 1 5000` (24 KB each) outgrow the fake's window.
+    w.llm.set_max_prompt_bytes(Some(40_000));
+    let (code, out, err) = ask("count");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Counted twice.");
+    assert!(err.contains("(compacted: "), "{err}");
+    assert_eq!(w.llm.too_long(), 1);
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 7);
+    // The result finished between the asks reached the model with "count".
+    assert_eq!(messages_text(&reqs[2]).matches(&bg).count(), 1);
+    // reqs[4] was refused; reqs[5] is the dedicated summary request.
+    let summary = &reqs[5];
+    assert!(system_of(summary).starts_with("You summarise"));
+    assert!(summary.get("tools").is_none(), "{summary}");
+    assert!(messages_text(summary).contains("start it"));
+    // The retry carries the summary and the current turn, its large
+    // results elided, and the background result once.
+    let retry = messages_text(&reqs[6]);
+    assert!(retry.contains("SUMMARY-ONE"), "{retry}");
+    assert!(retry.contains("count"), "{retry}");
+    assert!(!retry.contains("start it"), "{retry}");
+    assert_eq!(retry.matches("elided by compaction").count(), 2, "{retry}");
+    assert_eq!(retry.matches(&bg).count(), 1, "{retry}");
+    assert!(reqs[6]["messages"].to_string().len() < 40_000);
+
+    let (code, out, err) = ask("next");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Next works.");
+    let next = messages_text(&w.llm.requests()[7]);
+    assert!(next.contains("SUMMARY-ONE") && next.contains("Counted twice."));
+    assert_eq!(next.matches(&bg).count(), 1);
+    assert_eq!(w.pending("big"), 0);
+    assert_eq!(deliveries(&w, "big", &job.id), 1, "delivered exactly once");
+}
+
+#[test]
+fn anthropic_prompt_too_long_compacts_and_the_turn_completes() {
+    a_session_past_the_context_window_compacts_and_keeps_working(false);
+}
+
+#[test]
+fn openai_context_length_exceeded_compacts_and_the_turn_completes() {
+    a_session_past_the_context_window_compacts_and_keeps_working(true);
+}
+
+fn reported_usage_triggers_compaction_before_any_error(openai: bool) {
+    let w = World::new(vec![
+        Reply::text("one"),
+        Reply::text("SUMMARY-P"),
+        Reply::text("two"),
+        Reply::text("three"),
+        Reply::text("SUMMARY-C"),
+    ]);
+    let dir = w.env.root().join("config/agentctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), "context_window_tokens = 10000\n").unwrap();
+    let ask = |prompt: &str| run(agent_cmd(&w, openai).args(["ask", "--session", "p", prompt]));
+    // The model says the first request took 9000 tokens (its bytes say
+    // far fewer): 90% of the window.
+    w.llm.set_input_tokens(Some(9000));
+    assert_eq!(ask("first").0, 0);
+    w.llm.set_input_tokens(None);
+    let (code, out, err) = ask("second");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "two");
+    assert_eq!(w.llm.too_long(), 0);
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 3);
+    assert!(system_of(&reqs[1]).starts_with("You summarise"));
+    assert!(messages_text(&reqs[1]).contains("first"));
+    let sent = messages_text(&reqs[2]);
+    assert!(
+        sent.contains("SUMMARY-P") && sent.contains("second"),
+        "{sent}"
+    );
+    assert!(!sent.contains("first"), "{sent}");
+
+    // On demand: `agentctl compact`.
+    assert_eq!(ask("third").0, 0);
+    let (code, out, err) = run(agent_cmd(&w, openai).args(["compact", "--session", "p"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Compacted session p: 3 messages summarised"),
+        "{out}"
+    );
+    let (code, out, err) = run(w.cmd().args(["sessions", "show", "p"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 messages summarised"), "{out}");
+    assert!(
+        out.contains("tokens of 10000 (compaction at 8000)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn anthropic_reported_usage_triggers_compaction_before_any_error() {
+    reported_usage_triggers_compaction_before_any_error(false);
+}
+
+#[test]
+fn openai_reported_usage_triggers_compaction_before_any_error() {
+    reported_usage_triggers_compaction_before_any_error(true);
+}

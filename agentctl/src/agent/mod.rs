@@ -2,7 +2,7 @@
 //!
 //! `ask` runs one turn non-interactively ([`ask`]), `chat` is the REPL
 //! ([`repl`]), `sessions` lists, shows and removes transcripts
-//! ([`sessions`]). The loop itself
+//! ([`sessions`]), `compact` shrinks one ([`compact`], [`compaction`]). The loop itself
 //! is [`turn`]; background results are [`notifications`]; the conversation
 //! on disk is [`transcript`], its size [`context`]; the model is behind
 //! [`provider`]. [`guard`] keeps the job CLI's `drain` off an agent's
@@ -10,6 +10,8 @@
 
 pub mod ask;
 pub mod cancel;
+pub mod compact;
+pub mod compaction;
 pub mod config;
 pub mod context;
 pub mod guard;
@@ -71,6 +73,17 @@ pub enum AgentCommand {
         #[command(subcommand)]
         cmd: Option<sessions::SessionsCommand>,
     },
+    /// Compact a session's conversation now: the model summarises the
+    /// older turns, the recent ones are kept.
+    #[command(after_help = "Examples:\n  agentctl compact\n  agentctl compact --session fix")]
+    Compact {
+        /// The session [default: agent].
+        #[arg(long, short)]
+        session: Option<String>,
+        /// The workspace (for the system prompt) [default: current directory].
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<PathBuf>,
+    },
 }
 
 /// The session `ask` and `compact` use without `--session`: the agent's
@@ -102,6 +115,10 @@ pub async fn run(global: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<ExitC
             repl::run(global, session, continue_, workdir).await
         }
         AgentCommand::Sessions { cmd } => sessions::run(global, cmd).await,
+        AgentCommand::Compact { session, workdir } => {
+            let session = session.unwrap_or_else(|| DEFAULT_SESSION.into());
+            compact::run(global, &session, workdir).await
+        }
     }
 }
 

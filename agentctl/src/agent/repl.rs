@@ -4,6 +4,7 @@
 //! job's end above it (rustyline's external printer) without acking it:
 //! the result reaches the model with the next message, and is acked only
 //! once that message is persisted. Ctrl-C cancels the turn in flight;
+//! `/compact` compacts the conversation now;
 //! Ctrl-D or `exit` leaves.
 
 use super::cancel::Cancelled;
@@ -143,6 +144,20 @@ pub async fn run(
             break;
         }
         let _ = editor.add_history_entry(trimmed);
+        if trimmed == "/compact" {
+            let _ = tokio::time::timeout(std::time::Duration::ZERO, interrupt.recv()).await;
+            let outcome = tokio::select! {
+                r = super::compact::on_demand(&mut s) => Some(r),
+                _ = interrupt.recv() => None,
+            };
+            match outcome {
+                Some(Ok(line)) => println!("{line}"),
+                Some(Err(TurnError::Provider(e))) => println!("agentctl: {e}"),
+                Some(Err(TurnError::Other(e))) => println!("agentctl: error: {e:#}"),
+                None => println!("(cancelled: the conversation is unchanged)"),
+            }
+            continue;
+        }
         s.pending.push(Block::text(trimmed));
         let _ = tokio::time::timeout(std::time::Duration::ZERO, interrupt.recv()).await;
         let outcome = tokio::select! {

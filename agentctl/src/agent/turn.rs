@@ -3,8 +3,9 @@
 //! call the model; persist its reply; run the tools it asked for; repeat
 //! until it ends its turn.
 
+use super::compaction::Mode;
 use super::notifications;
-use super::provider::{ProviderError, Request, StopReason};
+use super::provider::{ProviderError, Reply, Request, StopReason};
 use super::session::Session;
 use super::tools;
 use super::transcript::{Block, Message, Role, request_messages};
@@ -148,23 +149,7 @@ impl Session {
         self.turn_start = self.transcript.messages().len();
         loop {
             self.flush_user_message().await?;
-            let messages = request_messages(&without_empty_text(&self.transcript.view()));
-            let request = Request {
-                system: &self.system,
-                messages: &messages,
-                tools: &self.specs,
-            };
-            self.partial.clear();
-            let reply = {
-                let partial = &mut self.partial;
-                let mut on_text = |t: &str| {
-                    partial.push_str(t);
-                    ui.text(t)
-                };
-                self.provider.complete(&request, &mut on_text).await
-            }
-            .map_err(TurnError::Provider)?;
-            self.partial.clear();
+            let reply = self.call(ui).await?;
             let text = Message::new(Role::Assistant, reply.content.clone()).text();
             if !text.is_empty() {
                 if !final_text.is_empty() {
@@ -173,8 +158,9 @@ impl Session {
                 final_text.push_str(&text);
             }
             if !reply.content.is_empty() {
-                self.transcript
-                    .push(Message::new(Role::Assistant, reply.content.clone()))?;
+                let mut message = Message::new(Role::Assistant, reply.content.clone());
+                message.usage = reply.usage;
+                self.transcript.push(message)?;
             }
             let calls: Vec<(String, String, serde_json::Value)> = reply
                 .content
@@ -239,6 +225,76 @@ impl Session {
                 StopReason::EndTurn | StopReason::ToolUse | StopReason::Other(_) => {
                     return Ok(final_text);
                 }
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Compacts with `mode`, telling the user what it did.
+    ///
+    /// Errors: see [`Session::compact`].
+    pub async fn compact_noting(&mut self, mode: Mode, ui: &mut dyn Ui) -> Result<bool, TurnError> {
+        ui.notice("(compacting the conversation to fit the model's context window…)");
+        let outcome = self.compact(mode).await?;
+        if let Some(o) = &outcome {
+            ui.notice(&format!("(compacted: {o})"));
+        }
+        Ok(outcome.is_some())
+    }
+
+    /// One model call on the persisted view: compacts first when the
+    /// context estimate reaches the threshold, and when the API still says
+    /// the prompt is too long, compacts harder and tries once more.
+    ///
+    /// Errors: the call fails; [`ProviderError::ContextTooLong`] after the
+    /// retry carries what to do.
+    async fn call(&mut self, ui: &mut dyn Ui) -> Result<Reply, TurnError> {
+        if self.needs_compaction() {
+            self.compact_noting(Mode::Normal, ui).await?;
+            if self.needs_compaction() {
+                self.compact(Mode::Hard).await?;
+            }
+        }
+        let mut retried = false;
+        loop {
+            let messages = request_messages(&without_empty_text(&self.transcript.view()));
+            let request = Request {
+                system: &self.system,
+                messages: &messages,
+                tools: &self.specs,
+            };
+            self.partial.clear();
+            let result = {
+                let partial = &mut self.partial;
+                let mut on_text = |t: &str| {
+                    partial.push_str(t);
+                    ui.text(t)
+                };
+                self.provider.complete(&request, &mut on_text).await
+            };
+            self.partial.clear();
+            match result {
+                Ok(reply) => return Ok(reply),
+                Err(ProviderError::ContextTooLong(_)) if !retried => {
+                    retried = true;
+                    self.compact_noting(Mode::Hard, ui).await?;
+                }
+                Err(ProviderError::ContextTooLong(message)) => {
+                    return Err(TurnError::Provider(ProviderError::ContextTooLong(format!(
+                        "{message}. Compacting did not make it fit (about {} tokens left, \
+                         context_window_tokens is {}). If the model's window is smaller, set \
+                         context_window_tokens lower in {}; or go on in a new session \
+                         (--session NEW); your prompt is kept in this one",
+                        self.context_tokens(),
+                        self.provider.context_window(),
+                        super::config::config_path().map_or_else(
+                            || "agentctl's config.toml".into(),
+                            |p| p.display().to_string()
+                        ),
+                    ))));
+                }
+                Err(e) => return Err(TurnError::Provider(e)),
             }
         }
     }

@@ -7,7 +7,7 @@ use super::retry::Failure;
 use super::{ProviderError, Reply, Request, StopReason, retry};
 use crate::agent::config::Config;
 use crate::agent::sse;
-use crate::agent::transcript::Block;
+use crate::agent::transcript::{Block, Usage};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -33,19 +33,23 @@ pub fn body(config: &Config, request: &Request<'_>) -> Value {
         .iter()
         .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
         .collect();
+    let tools = (!tools.is_empty()).then_some(tools);
     let messages: Vec<Value> = request
         .messages
         .iter()
         .map(|m| json!({"role": m.role, "content": m.content}))
         .collect();
-    json!({
+    let mut body = json!({
         "model": config.model,
         "max_tokens": config.max_tokens,
         "system": request.system,
         "messages": messages,
-        "tools": tools,
         "stream": true,
-    })
+    });
+    if let Some(tools) = tools {
+        body["tools"] = Value::Array(tools);
+    }
+    body
 }
 
 /// One streaming call, retried (see [`retry`]) on 429/5xx, connection
@@ -115,6 +119,19 @@ async fn read(
 struct Stream {
     blocks: BTreeMap<u64, Partial>,
     stop: Option<StopReason>,
+    usage: Option<Usage>,
+}
+
+/// The token counts of a `usage` object: input (cache writes and reads
+/// included) and output.
+fn usage(u: &Value) -> Option<Usage> {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    u.is_object().then(|| Usage {
+        input_tokens: n("input_tokens")
+            + n("cache_creation_input_tokens")
+            + n("cache_read_input_tokens"),
+        output_tokens: n("output_tokens"),
+    })
 }
 
 impl Stream {
@@ -133,6 +150,7 @@ impl Stream {
             .unwrap_or(&ev.event);
         let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
         match kind {
+            "message_start" => self.usage = usage(&data["message"]["usage"]),
             "content_block_start" => {
                 let cb = &data["content_block"];
                 let partial = match cb["type"].as_str() {
@@ -167,6 +185,12 @@ impl Stream {
                 }
             }
             "message_delta" => {
+                if let (Some(u), Some(out)) = (
+                    self.usage.as_mut(),
+                    data.pointer("/usage/output_tokens").and_then(Value::as_u64),
+                ) {
+                    u.output_tokens = out;
+                }
                 if let Some(r) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop = Some(stop_reason(r));
                 }
@@ -220,6 +244,7 @@ impl Stream {
         Reply {
             content,
             stop: self.stop.unwrap_or(StopReason::EndTurn),
+            usage: self.usage,
         }
     }
 }
@@ -278,6 +303,7 @@ fn parse_message(
     Ok(Reply {
         content,
         stop: stop_reason(v["stop_reason"].as_str().unwrap_or("end_turn")),
+        usage: usage(&v["usage"]),
     })
 }
 

@@ -11,7 +11,7 @@ pub mod openai;
 pub mod retry;
 
 use super::config::{Config, ProviderKind};
-use super::transcript::{Block, Message};
+use super::transcript::{Block, Message, Usage};
 use serde_json::Value;
 
 /// Why the model stopped.
@@ -38,6 +38,8 @@ pub struct Reply {
     pub content: Vec<Block>,
     /// Why it stopped.
     pub stop: StopReason,
+    /// The provider's token counts, when it reported them.
+    pub usage: Option<Usage>,
 }
 
 /// A tool as offered to the model.
@@ -75,6 +77,22 @@ pub enum ProviderError {
     /// The API could not be reached or the stream broke.
     #[error("cannot reach the model API: {0}")]
     Transport(String),
+    /// The request is larger than the model's context window (Anthropic's
+    /// 400 `prompt is too long`, OpenAI's `context_length_exceeded`); the
+    /// turn compacts the conversation and tries again.
+    #[error("the conversation is too long for the model's context window: {0}")]
+    ContextTooLong(String),
+}
+
+/// True when an error body says the prompt exceeds the context window:
+/// Anthropic `prompt is too long: 210000 tokens > 200000 maximum`, OpenAI
+/// `"code": "context_length_exceeded"`, and the wording of servers that
+/// copy them (`maximum context length`).
+pub fn is_context_overflow(status: u16, body: &str) -> bool {
+    matches!(status, 400 | 413)
+        && (body.contains("prompt is too long")
+            || body.contains("context_length_exceeded")
+            || body.contains("maximum context length"))
 }
 
 /// A configured provider with its HTTP client.
@@ -94,6 +112,11 @@ impl Provider {
             config,
             http: http_client()?,
         })
+    }
+
+    /// The model's context window in tokens (`context_window_tokens`).
+    pub fn context_window(&self) -> u64 {
+        self.config.context_window_tokens
     }
 
     /// The model id in use.

@@ -10,7 +10,7 @@ use super::retry::Failure;
 use super::{ProviderError, Reply, Request, StopReason, retry};
 use crate::agent::config::Config;
 use crate::agent::sse;
-use crate::agent::transcript::{Block, Message, Role};
+use crate::agent::transcript::{Block, Message, Role, Usage};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -81,9 +81,13 @@ pub fn body(config: &Config, request: &Request<'_>) -> Value {
     let mut body = json!({
         "model": config.model,
         "messages": messages(request.system, request.messages),
-        "tools": tools,
         "stream": true,
+        // The last chunk then carries `usage` (the context size).
+        "stream_options": {"include_usage": true},
     });
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools);
+    }
     body[config.max_tokens_param.as_str()] = json!(config.max_tokens);
     body
 }
@@ -271,6 +275,8 @@ struct Gathered {
     /// Tool calls by their `index` (a whole message's calls by position).
     calls: BTreeMap<u64, Call>,
     finish: Option<String>,
+    /// `usage` of the completion (a stream's last chunk).
+    usage: Option<Usage>,
 }
 
 impl Gathered {
@@ -291,6 +297,13 @@ impl Gathered {
                     .as_str()
                     .unwrap_or("error in the stream")
                     .to_string(),
+            });
+        }
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+            self.usage = Some(Usage {
+                input_tokens: n("prompt_tokens"),
+                output_tokens: n("completion_tokens"),
             });
         }
         let Some(choice) = v.pointer("/choices/0") else {
@@ -352,7 +365,11 @@ impl Gathered {
             Some("stop") | None => StopReason::EndTurn,
             Some(other) => StopReason::Other(other.to_string()),
         };
-        Reply { content, stop }
+        Reply {
+            content,
+            stop,
+            usage: self.usage,
+        }
     }
 }
 

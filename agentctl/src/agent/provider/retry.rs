@@ -83,6 +83,11 @@ async fn send_once(request: reqwest::RequestBuilder) -> Result<reqwest::Response
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
             let body = resp.text().await.unwrap_or_default();
+            if super::is_context_overflow(status.as_u16(), &body) {
+                return Err(Failure::Fatal(ProviderError::ContextTooLong(
+                    error_message(&body),
+                )));
+            }
             let error = ProviderError::Api {
                 status: status.as_u16(),
                 message: error_message(&body),
