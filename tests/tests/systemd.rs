@@ -280,3 +280,107 @@ async fn agentd_tells_systemd_stopping_on_shutdown_and_on_sigterm() {
         assert!(daemon.wait().success(), "{how}");
     }
 }
+
+/// `agentctl daemon install-service ARGS…` in `env` with the default
+/// socket: (exit code, stdout, stderr).
+fn install_service(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+    bin("agentd");
+    run(env
+        .agentctl()
+        .args(["daemon", "install-service"])
+        .args(args)
+        .env_remove("AGENTD_SOCKET"))
+}
+
+#[test]
+fn install_service_refuses_to_overwrite_an_edited_unit_without_force_and_shows_the_diff() {
+    let env = TestEnv::new();
+    let (code, _, err) = install_service(&env, &[]);
+    assert_eq!(code, 0, "{err}");
+    let dir = env.root().join("config/systemd/user");
+    let service_path = dir.join("agentd.service");
+    let written = std::fs::read_to_string(&service_path).unwrap();
+
+    // The same units again: nothing to do, nothing refused.
+    let (code, _, err) = install_service(&env, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("unchanged {}", service_path.display())),
+        "{err}"
+    );
+
+    // The user edits the service; install-service leaves it and says how.
+    let edited = written.replace("Restart=on-failure", "Restart=always");
+    assert_ne!(edited, written, "the shipped unit has Restart=on-failure");
+    std::fs::write(&service_path, &edited).unwrap();
+    let socket_before = std::fs::read(dir.join("agentd.socket")).unwrap();
+    let (code, out, err) = install_service(&env, &[]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains("\n-Restart=always\n") && err.contains("\n+Restart=on-failure\n"),
+        "the diff is shown: {err}"
+    );
+    assert!(
+        err.contains("nothing was written")
+            && err.contains("agentctl daemon install-service --force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&service_path).unwrap(), edited);
+    assert_eq!(
+        std::fs::read(dir.join("agentd.socket")).unwrap(),
+        socket_before
+    );
+
+    let (code, out, err) = install_service(&env, &["--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("systemctl --user daemon-reload"), "{out}");
+    assert_eq!(std::fs::read_to_string(&service_path).unwrap(), written);
+}
+
+#[test]
+fn install_service_warns_when_xdg_paths_here_differ_from_the_user_managers() {
+    let env = TestEnv::new();
+    // The fixture sets XDG_CONFIG_HOME and the state dirs to temp dirs that
+    // no user manager has (it has neither, or its own).
+    let (code, _, err) = install_service(&env, &[]);
+    assert_eq!(code, 0, "{err}");
+    let units = env.root().join("config/systemd/user");
+    assert!(
+        err.contains(&format!(
+            "agentctl: warning: the units went to {} (XDG_CONFIG_HOME={})",
+            units.display(),
+            env.root().join("config").display()
+        )) && err.contains("but systemd looks for user units in "),
+        "{err}"
+    );
+    assert!(
+        err.contains("agentctl: warning: the service's agentd will keep its jobs in ")
+            && err.contains(&format!(
+                "an agentd started from here keeps them in {}",
+                env.state_dir.display()
+            )),
+        "{err}"
+    );
+
+    // With nothing set that a user manager would not have, no warning.
+    // Only checkable where no user manager answers (it would have its own
+    // HOME): then agentctl compares with a manager's defaults.
+    let manager = Command::new("systemctl")
+        .args(["--user", "show-environment"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if manager {
+        return skip("a systemd user manager answers here; the no-warning case needs none");
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let (code, _, err) = run(env
+        .agentctl()
+        .args(["daemon", "install-service", "--force"])
+        .env_remove("AGENTD_SOCKET")
+        .env_remove("AGENTD_STATE_DIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env("XDG_RUNTIME_DIR", format!("/run/user/{uid}")));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+}

@@ -3,7 +3,8 @@
 //!
 //! `stop` and `status` never start a daemon; `start` starts one even when
 //! `AGENTCTL_NO_AUTOSTART=1` (it is an explicit request). `install-service`
-//! writes the systemd user units and says how to enable them.
+//! writes the systemd user units and says how to enable them
+//! ([`super::service`]).
 
 use super::output;
 use crate::{GlobalOpts, connect};
@@ -71,14 +72,13 @@ pub enum DaemonCommand {
     /// them
     #[command(after_help = "Example:\n  agentctl daemon install-service && \
                   systemctl --user daemon-reload && systemctl --user enable --now agentd.socket")]
-    InstallService,
+    InstallService {
+        /// Replace units that differ from what would be written (without
+        /// it, such units are left alone and the differences shown)
+        #[arg(long)]
+        force: bool,
+    },
 }
-
-/// The service unit as shipped in `systemd/`; its `ExecStart` is replaced
-/// with the absolute path of the agentd next to agentctl.
-const SERVICE_UNIT: &str = include_str!("../../../systemd/agentd.service");
-/// The socket unit as shipped in `systemd/`.
-const SOCKET_UNIT: &str = include_str!("../../../systemd/agentd.socket");
 
 /// Runs a daemon subcommand.
 ///
@@ -174,75 +174,10 @@ pub async fn run(global: &GlobalOpts, args: DaemonArgs) -> anyhow::Result<ExitCo
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        DaemonCommand::InstallService => install_service(&socket),
+        DaemonCommand::InstallService { force } => {
+            tokio::task::spawn_blocking(move || super::service::install(&socket, force)).await?
+        }
     }
-}
-
-/// `daemon install-service`: writes both units, prints what to run next.
-///
-/// Errors: no agentd binary next to agentctl or on PATH; no home directory; the unit
-/// directory or files cannot be written.
-fn install_service(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let agentd = connect::agentd_binary()?;
-    let base = directories::BaseDirs::new()
-        .context("cannot find the home directory to place the systemd user units")?;
-    let dir = base.config_dir().join("systemd/user");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let service = unit_with_exec_start(SERVICE_UNIT, &agentd);
-    let default_socket = agentd_proto::paths::default_socket_path();
-    let socket_unit = if socket == default_socket {
-        SOCKET_UNIT.to_string()
-    } else {
-        // --socket or AGENTD_SOCKET names another path: listen there.
-        replace_line(
-            SOCKET_UNIT,
-            "ListenStream=",
-            &format!("ListenStream={}", systemd_escape(&socket.to_string_lossy())),
-        )
-    };
-    for (name, text) in [("agentd.service", service), ("agentd.socket", socket_unit)] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
-    println!(
-        "Enable agentd (started on the first connection to its socket):\n\
-         \x20 systemctl --user daemon-reload && systemctl --user enable --now agentd.socket\n\
-         Keep jobs (and agentd) running after you log out:\n\
-         \x20 loginctl enable-linger $USER\n\
-         If an agentd started by hand or by agentctl is running, stop it first (its jobs\n\
-         keep running and the service's agentd adopts them):\n\
-         \x20 agentctl daemon stop"
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `unit` with its `ExecStart=` line pointing at `agentd`.
-fn unit_with_exec_start(unit: &str, agentd: &std::path::Path) -> String {
-    let path = agentd.to_string_lossy();
-    let escaped = systemd_escape(&path).replace('$', "$$");
-    let arg = if escaped.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '\\')) {
-        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        escaped
-    };
-    replace_line(unit, "ExecStart=", &format!("ExecStart={arg}"))
-}
-
-/// `text` with each line that starts with `prefix` replaced by `line`.
-fn replace_line(text: &str, prefix: &str, line: &str) -> String {
-    text.lines()
-        .map(|l| if l.starts_with(prefix) { line } else { l })
-        .fold(String::new(), |mut out, l| {
-            out.push_str(l);
-            out.push('\n');
-            out
-        })
-}
-
-/// Escapes systemd's `%` specifiers in a literal value.
-fn systemd_escape(value: &str) -> String {
-    value.replace('%', "%%")
 }
 
 /// `daemon status`'s human text.

@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod output;
 pub mod reconnect;
 pub mod run;
+pub mod service;
 pub mod show;
 pub mod wait;
 
