@@ -33,7 +33,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalOpts {
     /// agentd's socket [env: AGENTD_SOCKET] [default:
-    /// $XDG_RUNTIME_DIR/agentd/agentd.sock]
+    /// $XDG_RUNTIME_DIR/agentd/agentd.sock, or /tmp/agentd-$UID/agentd.sock
+    /// when XDG_RUNTIME_DIR is unset]
     // AGENTD_SOCKET is read by `connect::socket_path`, not by clap's `env`:
     // clap counts a value from the environment as given on the command
     // line, so usage errors would show `--socket <PATH>` as if required.

@@ -1,5 +1,5 @@
 //! Command-line flags, environment variables and the optional config file,
-//! resolved into one [`Config`] (DESIGN.md, "Paths and environment").
+//! resolved into one [`Config`] (README.md, "Where things live").
 
 use agentd_proto::paths;
 use anyhow::Context;

@@ -1,7 +1,7 @@
 //! Paged replies: how big an entry's JSON is, so a page of `job.list` or
 //! `notifications.*` stops before its reply grows past
-//! [`agentd_proto::methods::MAX_PAGE_BYTES`] (DESIGN.md, "A daemon for a
-//! lifetime").
+//! [`agentd_proto::methods::MAX_PAGE_BYTES`] (docs/protocol.md,
+//! "Methods"; docs/limits.md).
 
 use serde::Serialize;
 

@@ -1,6 +1,6 @@
 //! Newline-delimited framing: one JSON-RPC message per line, UTF-8,
-//! terminated by `\n`, at most [`MAX_LINE_BYTES`] bytes (DESIGN.md, "Wire
-//! protocol v1"). The reader never buffers more than the limit plus one read
+//! terminated by `\n`, at most [`MAX_LINE_BYTES`] bytes (docs/protocol.md,
+//! "Transport and framing"). The reader never buffers more than the limit plus one read
 //! buffer, whatever the peer sends.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! JSON-RPC error codes: the five the JSON-RPC 2.0 specification defines and
-//! the application codes of DESIGN.md ("Errors").
+//! the application codes of docs/protocol.md ("Errors").
 
 /// Invalid JSON was received (JSON-RPC 2.0 §5.1).
 pub const PARSE_ERROR: i64 = -32700;

@@ -2,8 +2,8 @@
 //! framing, error codes, the typed params and results of every method, and a
 //! small tokio client.
 //!
-//! `../shared/DESIGN.md` is the contract; `docs/protocol.md` explains it to
-//! people writing a client in another language. The split follows
+//! `docs/protocol.md` describes it for people writing a client in another
+//! language. The split follows
 //! rust-analyzer's `lsp-server`: [`message`] holds the JSON-RPC envelope,
 //! [`codec`] the framing, [`codes`] the error codes, [`types`] the objects
 //! (`Job`, `Notification`), [`methods`] one params/result pair per method and

@@ -181,9 +181,9 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
-/// Most jobs `job.list` returns when no `limit` is given (DESIGN.md).
+/// Most jobs `job.list` returns when no `limit` is given (docs/protocol.md, "Methods").
 pub const DEFAULT_LIST_LIMIT: u64 = 1000;
-/// Default `max` of the `notifications.*` methods (DESIGN.md).
+/// Default `max` of the `notifications.*` methods (docs/protocol.md, "Methods").
 pub const DEFAULT_NOTIFICATIONS_MAX: u64 = 100;
 /// Paged replies (`job.list`, `notifications.peek/drain/wait`) stop adding
 /// entries once their JSON reaches this many bytes (4 MiB), and say that

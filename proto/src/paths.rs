@@ -1,5 +1,5 @@
-//! Default locations shared by both binaries (DESIGN.md, "Paths and
-//! environment").
+//! Default locations shared by both binaries (README.md, "Where
+//! things live").
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! The objects of protocol v1: [`Job`], [`JobState`] and [`Notification`]
-//! (DESIGN.md, "Objects"). Timestamps are RFC 3339 strings in UTC.
+//! (docs/protocol.md, "Objects"). Timestamps are RFC 3339 strings in UTC.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `agentctl` job CLI against the real `agentd`:
 //! every command, every exit-code rule of `wait`, the JSON shapes of
-//! DESIGN.md, error messages that name what went wrong, and auto-start.
+//! docs/protocol.md, error messages that name what went wrong, and auto-start.
 //!
 //! Jobs that must still be running when the test looks block on a FIFO the
 //! test opens when it is ready, never on a timer.
@@ -89,7 +89,7 @@ mod helpers {
 
 use helpers::*;
 
-/// The Job keys of DESIGN.md, "Objects".
+/// The Job keys of docs/protocol.md, "Objects".
 const JOB_KEYS: [&str; 17] = [
     "id",
     "short_id",
@@ -116,7 +116,7 @@ fn assert_job_shape(job: &Value) {
     keys.sort();
     let mut want = JOB_KEYS.to_vec();
     want.sort();
-    assert_eq!(keys, want, "Job keys as DESIGN.md lists them");
+    assert_eq!(keys, want, "Job keys as docs/protocol.md lists them");
     let id = job["id"].as_str().unwrap();
     assert_eq!(id.len(), 36);
     assert_eq!(job["short_id"].as_str().unwrap(), &id[..8]);

@@ -413,3 +413,15 @@ fn dash_s_is_the_session_everywhere_and_kill_has_no_dash_s() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unexpected argument '-s'"), "{err}");
 }
+
+#[test]
+fn help_names_both_default_socket_paths() {
+    let env = TestEnv::new();
+    let (code, out, err) = agentctl(&env, &["--help"]);
+    assert_eq!(code, 0, "{err}");
+    let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("$XDG_RUNTIME_DIR/agentd/agentd.sock, or /tmp/agentd-$UID/agentd.sock"),
+        "{out}"
+    );
+}

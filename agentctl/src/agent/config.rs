@@ -1,7 +1,7 @@
 //! The agent's settings: `$XDG_CONFIG_HOME/agentctl/config.toml` (optional:
 //! `provider`, `model`, `max_tokens`, `max_tokens_param`,
 //! `context_window_tokens`, `[retention] max_age_days`), overridden by the environment
-//! (DESIGN.md, "Paths and environment"). API keys come from the
+//! (docs/agent.md, "Config file" and "Environment"). API keys come from the
 //! environment only and are never written anywhere.
 
 use anyhow::{Context, bail};

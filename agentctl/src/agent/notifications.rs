@@ -1,6 +1,7 @@
 //! Background results: reading the session's pending notifications from
 //! agentd, deciding which the model still needs, and the
-//! `<background-results>` block they go in (DESIGN.md).
+//! `<background-results>` block they go in (docs/agent.md, "How background
+//! results arrive").
 //!
 //! Exactly once: the caller peeks ([`gather`]), persists the user message
 //! carrying the block (with the delivered job ids), and only then acks up
@@ -97,6 +98,65 @@ pub fn block(notifications: &[Notification]) -> String {
 mod tests {
     use super::*;
     use agentd_proto::JobState;
+
+    fn notification(
+        state: JobState,
+        exit: Option<i32>,
+        signal: Option<&str>,
+        command: &str,
+        tail: &str,
+    ) -> Notification {
+        Notification {
+            seq: 1,
+            job_id: "1a2b3c4d-0000".into(),
+            short_id: String::new(),
+            session: "agent".into(),
+            state,
+            exit_code: exit,
+            signal: signal.map(str::to_string),
+            command: command.into(),
+            duration_ms: None,
+            output_tail: tail.into(),
+            finished_at: "2026-01-01T00:00:00Z".into(),
+            reason: None,
+        }
+    }
+
+    /// The block in a doc's first fenced example that starts with
+    /// `<background-results>`.
+    fn documented_block(doc: &str) -> &str {
+        let start = doc
+            .find("```\n<background-results>\n")
+            .expect("the doc shows a block")
+            + 4;
+        let end = start + doc[start..].find("</background-results>").unwrap();
+        &doc[start..end + "</background-results>".len()]
+    }
+
+    #[test]
+    fn the_docs_show_the_block_exactly_as_sent() {
+        let mut failed = notification(
+            JobState::Failed,
+            Some(101),
+            None,
+            "cargo test",
+            "test parse::tests::empty_input ... FAILED\n",
+        );
+        failed.short_id = "1a2b3c4d".into();
+        assert_eq!(
+            documented_block(include_str!("../../../README.md")),
+            block(&[failed.clone()])
+        );
+        failed
+            .output_tail
+            .push_str("test result: FAILED. 11 passed; 1 failed; 0 ignored\n");
+        let mut killed = notification(JobState::Killed, None, Some("SIGTERM"), "./serve.sh", "");
+        killed.short_id = "9e8d7c6b".into();
+        assert_eq!(
+            documented_block(include_str!("../../../docs/agent.md")),
+            block(&[failed, killed])
+        );
+    }
 
     #[test]
     fn block_has_the_designed_shape() {

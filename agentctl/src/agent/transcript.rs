@@ -50,7 +50,7 @@ pub enum Block {
     ToolUse {
         /// The provider's id for this call, echoed in the result.
         id: String,
-        /// Tool name (DESIGN.md's table).
+        /// Tool name (docs/agent.md, "Tools").
         name: String,
         /// The tool's input object.
         input: Value,

@@ -146,7 +146,7 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A notification as the agent shows it to the model (DESIGN.md):
+/// A notification as the agent shows it to the model (docs/agent.md):
 /// `[bg:<short_id>] <state> (exit <code>): <command>`, then the output tail
 /// ending in a newline.
 pub fn notification(n: &Notification, color: bool) -> String {

@@ -1,4 +1,4 @@
-//! The method table of protocol v1 (DESIGN.md, "Methods"): params decoded
+//! The method table of protocol v1 (docs/protocol.md, "Methods"): params decoded
 //! into their typed struct, handed to the handler of their method family
 //! (`daemon`, `job`, `notifications`), the result encoded back.
 

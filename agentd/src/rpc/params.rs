@@ -3,7 +3,7 @@
 
 use agentd_proto::RpcError;
 
-/// Longest session name, in characters (DESIGN.md: 1–128 of
+/// Longest session name, in characters (docs/protocol.md: 1–128 of
 /// `[A-Za-z0-9._-]`).
 pub const MAX_SESSION_LEN: usize = 128;
 /// Longest timeout or wait accepted, in seconds: 30 days. Longer ones are

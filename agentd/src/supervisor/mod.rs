@@ -31,8 +31,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// How long a timed-out job has between SIGTERM and SIGKILL (DESIGN.md:
-/// "SIGKILL after a grace of 5 s").
+/// How long a timed-out job has between SIGTERM and SIGKILL (README.md,
+/// "How agentd behaves": "SIGKILL after a grace of 5 s").
 pub const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 
 /// A request to a job's supervising task.
@@ -301,7 +301,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Sets a finished job's state, exit code, signal, end time and duration
 /// from its exit record (if its shim wrote one) and the supervisor's reason
-/// for ending it (if it did) (DESIGN.md, "States").
+/// for ending it (if it did) (README.md, "How agentd behaves").
 pub fn apply_outcome(job: &mut Job, rec: Option<&ExitRecord>, reason: Option<EndReason>) {
     job.exit_code = rec.and_then(|r| r.exit_code);
     job.signal = rec.and_then(|r| r.signal.clone());

@@ -45,7 +45,7 @@ pub struct Reply {
 /// A tool as offered to the model.
 #[derive(Clone, Debug)]
 pub struct ToolSpec {
-    /// Name (DESIGN.md's table).
+    /// Name (docs/agent.md, "Tools").
     pub name: &'static str,
     /// What it does, for the model.
     pub description: &'static str,

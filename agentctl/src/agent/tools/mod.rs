@@ -1,4 +1,4 @@
-//! The model-facing tools (DESIGN.md's table): their specs, and dispatch
+//! The model-facing tools (docs/agent.md, "Tools"): their specs, and dispatch
 //! from a `tool_use` block to the code that runs it. A tool never fails
 //! the turn: every problem becomes an error result the model can read.
 
