@@ -2038,3 +2038,58 @@ fn anthropic_reported_usage_triggers_compaction_before_any_error() {
 fn openai_reported_usage_triggers_compaction_before_any_error() {
     reported_usage_triggers_compaction_before_any_error(true);
 }
+
+#[test]
+fn model_api_failures_say_what_happened_what_to_check_and_how_often_it_was_tried() {
+    let w = World::new(vec![
+        Reply::Error(401, "invalid x-api-key".into()),
+        Reply::Error(404, "model: nope-model".into()),
+        Reply::ErrorAfter(429, "rate limited".into(), "0".into()),
+        Reply::ErrorAfter(429, "rate limited".into(), "0".into()),
+        Reply::ErrorAfter(429, "rate limited".into(), "0".into()),
+        Reply::ErrorAfter(429, "rate limited".into(), "0".into()),
+        Reply::ErrorAfter(429, "rate limited".into(), "0".into()),
+    ]);
+    let (code, _, err) = w.ask("e", "one");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("401") && err.contains("check ANTHROPIC_API_KEY"),
+        "{err}"
+    );
+    let (code, _, err) =
+        run(w
+            .cmd()
+            .env("AGENTCTL_MODEL", "nope-model")
+            .args(["ask", "--session", "e", "two"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("404") && err.contains("\"nope-model\""),
+        "{err}"
+    );
+    assert!(err.contains("check AGENTCTL_MODEL"), "{err}");
+    let (code, _, err) = w.ask("e", "three");
+    assert_eq!(code, 1);
+    assert!(err.contains("429: rate limited"), "{err}");
+    assert!(err.contains("tried 5 times"), "{err}");
+    assert!(err.contains("retry-after: 0.0 s"), "{err}");
+
+    // Nothing listens on a port just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, _, err) =
+        run(w
+            .cmd()
+            .env("ANTHROPIC_BASE_URL", &url)
+            .args(["ask", "--session", "e", "four"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("connection refused at {url}/v1/messages")),
+        "{err}"
+    );
+    assert!(err.contains("tried 5 times"), "{err}");
+    assert!(err.contains("check ANTHROPIC_BASE_URL"), "{err}");
+}

@@ -68,14 +68,25 @@ pub struct Outcome {
     pub tokens_before: u64,
     /// Context estimate after, in tokens.
     pub tokens_after: u64,
+    /// Wall time of the whole compaction.
+    pub took: std::time::Duration,
+    /// Of which spent waiting for the summary request (the HTTP round
+    /// trip: the server's latency plus the transfer).
+    pub model: std::time::Duration,
 }
 
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} messages summarised, {} tool results elided, ~{} -> ~{} tokens",
-            self.summarised, self.elided, self.tokens_before, self.tokens_after
+            "{} messages summarised, {} tool results elided, ~{} -> ~{} tokens, in {} ms \
+             ({} ms waiting for the model)",
+            self.summarised,
+            self.elided,
+            self.tokens_before,
+            self.tokens_after,
+            self.took.as_millis(),
+            self.model.as_millis()
         )
     }
 }
@@ -222,6 +233,8 @@ impl Session {
     /// Errors: [`TurnError::Provider`] when the summary request fails;
     /// [`TurnError::Other`] when the transcript cannot be written.
     pub async fn compact(&mut self, mode: Mode) -> Result<Option<Outcome>, TurnError> {
+        let started = std::time::Instant::now();
+        let mut model = std::time::Duration::ZERO;
         let tokens_before = self.context_tokens();
         let window = self.provider.context_window();
         let (view, origins): (Vec<Message>, Vec<Option<usize>>) =
@@ -259,7 +272,8 @@ impl Session {
         let mut new_view = Vec::new();
         let mut new_origins = Vec::new();
         if cut > 0 {
-            let summary = self.summarise(&view[..cut], window, mode).await?;
+            let (summary, waited) = self.summarise(&view[..cut], window, mode).await?;
+            model = waited;
             new_view.push(Message::new(
                 Role::User,
                 vec![Block::text(format!(
@@ -288,12 +302,15 @@ impl Session {
             elided,
             tokens_before,
             tokens_after,
+            took: started.elapsed(),
+            model,
         }))
     }
 
     /// Asks the model for a summary of `older` (a dedicated request: the
     /// summarising system prompt, no tools). A summary request that is
     /// itself too long is tried once more with a quarter of the text.
+    /// Also returns the time spent waiting for the model.
     ///
     /// Errors: the request fails.
     async fn summarise(
@@ -301,12 +318,13 @@ impl Session {
         older: &[Message],
         window: u64,
         mode: Mode,
-    ) -> Result<String, TurnError> {
+    ) -> Result<(String, std::time::Duration), TurnError> {
         let mut budget = (window / 100 * SUMMARY_INPUT_PERCENT * BYTES_PER_TOKEN) as usize;
         if mode == Mode::Hard {
             budget /= 2;
         }
         let mut tries = 0;
+        let mut waited = std::time::Duration::ZERO;
         loop {
             tries += 1;
             let text = format!(
@@ -319,14 +337,18 @@ impl Session {
                 messages: &messages,
                 tools: &[],
             };
-            match self.provider.complete(&request, &mut |_: &str| {}).await {
+            let asked = std::time::Instant::now();
+            let result = self.provider.complete(&request, &mut |_: &str| {}).await;
+            waited += asked.elapsed();
+            match result {
                 Ok(reply) => {
                     let summary = Message::new(Role::Assistant, reply.content).text();
-                    return Ok(if summary.trim().is_empty() {
+                    let summary = if summary.trim().is_empty() {
                         "(the model wrote no summary)".into()
                     } else {
                         summary
-                    });
+                    };
+                    return Ok((summary, waited));
                 }
                 Err(ProviderError::ContextTooLong(_)) if tries == 1 => budget /= 4,
                 Err(e) => return Err(TurnError::Provider(e)),

@@ -7,6 +7,7 @@
 //! [`ProviderError::Api`] with the API's own message.
 
 pub mod anthropic;
+pub mod explain;
 pub mod openai;
 pub mod retry;
 
@@ -134,14 +135,15 @@ impl Provider {
         request: &Request<'_>,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Reply, ProviderError> {
-        match self.config.provider {
+        let result = match self.config.provider {
             ProviderKind::Anthropic => {
                 anthropic::complete(&self.http, &self.config, request, on_text).await
             }
             ProviderKind::OpenAi => {
                 openai::complete(&self.http, &self.config, request, on_text).await
             }
-        }
+        };
+        result.map_err(|e| explain::explain(e, &self.config))
     }
 }
 

@@ -99,9 +99,50 @@ async fn send_once(request: reqwest::RequestBuilder) -> Result<reqwest::Response
             }
         }
         Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-            Err(Failure::retry(ProviderError::Transport(format!("{e:#}"))))
+            Err(Failure::retry(ProviderError::Transport(describe(&e))))
         }
-        Err(e) => Err(Failure::Fatal(ProviderError::Transport(format!("{e:#}")))),
+        Err(e) => Err(Failure::Fatal(ProviderError::Transport(describe(&e)))),
+    }
+}
+
+/// A failed send in plain words: what happened at which URL (connection
+/// refused, DNS, TLS, timeout), from the error and its sources.
+pub fn describe(e: &reqwest::Error) -> String {
+    let url = e
+        .url()
+        .map_or_else(|| "the model API".to_string(), |u| u.to_string());
+    let mut chain = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    let mut refused = false;
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    let all = chain.join(": ").to_ascii_lowercase();
+    let detail = chain.last().cloned().unwrap_or_default();
+    if refused || all.contains("connection refused") {
+        format!("connection refused at {url} (is the server running there?)")
+    } else if all.contains("dns") || all.contains("lookup address") || all.contains("resolve") {
+        format!("cannot resolve the host of {url} (DNS): {detail}")
+    } else if [
+        "certificate",
+        "tls",
+        "handshake",
+        "corrupt message",
+        "peer",
+        "alert",
+    ]
+    .iter()
+    .any(|w| all.contains(w))
+    {
+        format!("TLS with {url} failed: {detail}")
+    } else if e.is_timeout() {
+        format!("{url} did not answer in time: {detail}")
+    } else {
+        format!("{url}: {}", chain.join(": "))
     }
 }
 
@@ -124,8 +165,24 @@ pub async fn call<T>(
         };
         match result {
             Ok(reply) => return Ok(reply),
-            Err(f) => pause(f, attempt).await?,
+            Err(f) => pause(f, attempt).await.map_err(|e| tried(e, attempt))?,
         }
+    }
+}
+
+/// Adds how many tries were made to an error that ends the retries.
+fn tried(e: ProviderError, attempts: u32) -> ProviderError {
+    if attempts < 2 {
+        return e;
+    }
+    let note = format!(" (tried {attempts} times)");
+    match e {
+        ProviderError::Api { status, message } => ProviderError::Api {
+            status,
+            message: message + &note,
+        },
+        ProviderError::Transport(m) => ProviderError::Transport(m + &note),
+        e => e,
     }
 }
 
@@ -137,6 +194,16 @@ pub async fn call<T>(
 async fn pause(failure: Failure, attempt: u32) -> Result<(), ProviderError> {
     match failure {
         Failure::Fatal(error) => Err(error),
+        Failure::Retry {
+            error: ProviderError::Api { status, message },
+            after: Some(after),
+        } if attempt >= MAX_ATTEMPTS => Err(ProviderError::Api {
+            status,
+            message: format!(
+                "{message} (the server's retry-after: {:.1} s)",
+                after.as_secs_f64()
+            ),
+        }),
         Failure::Retry { error, .. } if attempt >= MAX_ATTEMPTS => Err(error),
         Failure::Retry { error, after } => {
             let backoff = BASE_DELAY * 2u32.pow(attempt.saturating_sub(1));
