@@ -39,6 +39,9 @@ impl Session {
     pub fn cancel(&mut self) -> anyhow::Result<Cancelled> {
         let running = self.running_tool.take();
         let partial = std::mem::take(&mut self.partial);
+        // Words still pending were never sent (a turn cancelled before it
+        // began): they go, whatever else happened.
+        self.pending.retain(|b| !matches!(b, Block::Text { .. }));
         let messages = self.transcript.messages();
         let start = self.turn_start.min(messages.len());
         let answered = messages[start..].iter().any(|m| m.role == Role::Assistant);
@@ -49,9 +52,8 @@ impl Session {
             return Ok(Cancelled::AnswerKept);
         }
         if !answered {
-            // The user's words of this turn: still pending, or persisted
-            // (not the background results that came with them).
-            self.pending.retain(|b| !matches!(b, Block::Text { .. }));
+            // The user's words of this turn, persisted (not the background
+            // results that came with them).
             let withdraw: Vec<usize> = messages[start..]
                 .iter()
                 .enumerate()

@@ -584,6 +584,47 @@ mod tests {
     }
 
     #[test]
+    fn the_view_starts_from_the_last_compaction_and_drops_withdrawn_prompts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.jsonl");
+        let mut t = Transcript::open(&path).unwrap();
+        let mut delivered = Message::new(Role::User, vec![Block::text("old")]);
+        delivered.bg_jobs = vec!["job-1".into()];
+        t.push(delivered).unwrap();
+        t.push(Message::new(Role::Assistant, vec![Block::text("a")]))
+            .unwrap();
+        t.push(Message::new(Role::User, vec![Block::text("kept")]))
+            .unwrap();
+        t.push_compaction(Compaction {
+            at: "now".into(),
+            upto: 3,
+            summarised: 2,
+            tokens_before: 100,
+            tokens_after: 10,
+            view: vec![
+                Message::new(Role::User, vec![Block::text("SUMMARY")]),
+                Message::new(Role::User, vec![Block::text("kept")]),
+            ],
+            origins: vec![None, Some(2)],
+        })
+        .unwrap();
+        t.push(Message::new(Role::User, vec![Block::text("after")]))
+            .unwrap();
+        // The prompt copied into the compaction's view is withdrawn too.
+        t.withdraw(2).unwrap();
+        drop(t);
+        let t = Transcript::open(&path).unwrap();
+        let texts: Vec<String> = t.view().iter().map(Message::text).collect();
+        assert_eq!(texts, ["SUMMARY", "", "after"]);
+        assert_eq!(t.messages().len(), 4);
+        assert!(
+            t.handled_jobs().contains("job-1"),
+            "the full history decides"
+        );
+        assert_eq!(t.compaction().unwrap().summarised, 2);
+    }
+
+    #[test]
     fn handled_jobs_are_those_delivered_or_reported_by_bash() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Transcript::open(&dir.path().join("t.jsonl")).unwrap();
