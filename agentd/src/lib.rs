@@ -12,7 +12,8 @@
 //! [`supervisor`] (processes: spawning shims, watching them, adopting them
 //! after a restart), [`spawner`] (the helper process that forks
 //! shims), [`shim`] (the per-job supervisor process that keeps a job alive
-//! without agentd), [`timefmt`] (timestamps).
+//! without agentd), [`sandbox`] (a job's Landlock, seccomp and rlimits, applied
+//! by its shim), [`timefmt`] (timestamps).
 
 pub mod config;
 pub mod connection;
@@ -21,6 +22,7 @@ pub mod listener;
 pub mod lock;
 pub mod page;
 pub mod rpc;
+pub mod sandbox;
 pub mod server;
 pub mod shim;
 pub mod spawner;

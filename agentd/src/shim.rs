@@ -13,19 +13,25 @@
 //!    (which also names it: an agentd that crashed before recording the
 //!    job's start finds the shim by its stderr, see
 //!    [`crate::supervisor::adopt::claim_unrecorded`]);
-//! 4. changes to the job's cwd and forks `/bin/sh -c COMMAND` in the job's
-//!    environment, in a new process group (pgid = its pid), stdin
-//!    `/dev/null`, stdout and stderr the output log;
+//! 4. changes to the job's cwd, prepares the job's sandbox and limits
+//!    ([`crate::sandbox`]; one this kernel cannot enforce is refused: the
+//!    reason goes to agentd on the pid pipe as `error: REASON`) and forks
+//!    `/bin/sh -c COMMAND` in the job's environment, in a new process
+//!    group (pgid = its pid), stdin `/dev/null`, stdout and stderr the
+//!    output log, the sandbox applied just before `exec`;
 //! 5. writes the job's pid as one decimal line to its pipe (agentd holds
 //!    the read end);
 //! 6. reaps every child until the job's leader exits;
 //! 7. writes the leader's exit status durably to `exit.json` in the job's
-//!    directory ([`crate::supervisor::record`]) and exits.
+//!    directory ([`crate::supervisor::record`]), with the reason when the
+//!    sandbox could not be applied after the fork, removes the job's private
+//!    temp dir, if it has one, and exits.
 //!
 //! It is deliberately small: plain `std`, `rustix` and `nix`, no tokio
 //! runtime, no logging framework. It never signals the job; agentd signals
 //! the job's process group directly for kills and timeouts.
 
+use crate::sandbox::{self, Prepared};
 use crate::spawner::wire::Request;
 use crate::supervisor::{
     output,
@@ -83,17 +89,36 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
         );
         return SPAWN_FAILED;
     }
+    let mut prepared = match prepare(request) {
+        Ok(p) => p,
+        Err(reason) => {
+            let reason = reason.replace('\n', " ");
+            eprintln!("agentd: cannot start the job: {reason}");
+            let _ = File::from(report).write_all(format!("error: {reason}\n").as_bytes());
+            return SPAWN_FAILED;
+        }
+    };
     let started = Instant::now();
-    let leader = match start_job(request, &log) {
-        Ok(pid) => pid,
+    let (leader, failure) = match start_job(request, &log, &mut prepared) {
+        Ok(started) => started,
         Err(e) => {
+            prepared.cleanup();
             eprintln!("agentd: cannot start the job: cannot fork /bin/sh: {e}");
             return SPAWN_FAILED;
         }
     };
     let _ = File::from(report).write_all(itoa_line(leader).bytes());
     let status = reap_until(leader);
+    // The job's process wrote why it did not exec, if it did not; the pipe
+    // closed at its exec or exit, so this never waits.
+    let reason = failure.and_then(|fd| {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut File::from(fd), &mut text);
+        (!text.is_empty()).then_some(text)
+    });
+    prepared.cleanup();
     let record = ExitRecord {
+        reason,
         exit_code: status.and_then(|s| s.exit_status()),
         signal: status
             .and_then(|s| s.terminating_signal())
@@ -113,6 +138,23 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
     }
 }
 
+/// The job's sandbox and limits made ready ([`sandbox::prepare`]); nothing
+/// for a job without them.
+///
+/// Errors: the reason the job must not start.
+fn prepare(request: &Request) -> Result<Prepared, String> {
+    let policy = sandbox::Policy::decode(&request.policy)?;
+    if policy.is_empty() {
+        return Ok(Prepared::default());
+    }
+    let job_id = request
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    sandbox::prepare(&policy, &request.cwd, &job_id)
+}
+
 /// Forks `/bin/sh -c COMMAND` as the leader of a new process group, with
 /// stdout the output log, the job's environment (the shim's with the
 /// request's `env` laid over it), SIGPIPE at its default and, like
@@ -121,12 +163,19 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
 /// By hand rather than with `std::process::Command`, which waits until the
 /// child has `exec`'d to learn whether it could: that wait sat on every
 /// job's start, and so on agentd's reply to `job.submit`. What can fail
-/// in the child (the `exec` of `/bin/sh`, practically never) is written to
-/// the output log and ends the job with exit status 127, as a shell does.
+/// in the child (the `exec` of `/bin/sh`, practically never, or applying
+/// the job's sandbox) is written to the output log and ends the job with
+/// exit status 127, as a shell does. A sandboxed job's process also writes
+/// it to a close-on-exec pipe whose read end is returned with the pid, for
+/// the exit record's `reason`; `TMPDIR` is its private temp dir.
 ///
-/// Errors: the arguments hold a NUL (agentd refuses those at submit) or
-/// `fork` fails.
-fn start_job(request: &Request, log: &OwnedFd) -> std::io::Result<u32> {
+/// Errors: the arguments hold a NUL (agentd refuses those at submit), or
+/// `pipe` or `fork` fails.
+fn start_job(
+    request: &Request,
+    log: &OwnedFd,
+    prepared: &mut Prepared,
+) -> std::io::Result<(u32, Option<OwnedFd>)> {
     let nul = |_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL byte");
     let argv = [
         CString::new("/bin/sh").map_err(nul)?,
@@ -135,6 +184,9 @@ fn start_job(request: &Request, log: &OwnedFd) -> std::io::Result<u32> {
     ];
     let mut vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
     vars.extend(request.env.iter().cloned());
+    if let Some(tmp) = &prepared.tmp {
+        vars.insert("TMPDIR".into(), tmp.clone().into_os_string());
+    }
     let envp = vars
         .into_iter()
         .map(|(k, v)| {
@@ -144,6 +196,11 @@ fn start_job(request: &Request, log: &OwnedFd) -> std::io::Result<u32> {
             CString::new(kv).map_err(nul)
         })
         .collect::<std::io::Result<Vec<CString>>>()?;
+    let failure = if prepared.is_empty() {
+        None
+    } else {
+        Some(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+    };
     // SAFETY: the shim has one thread, so the child may run any code; it
     // only adjusts itself and execs (or reports why not and exits).
     match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
@@ -151,14 +208,20 @@ fn start_job(request: &Request, log: &OwnedFd) -> std::io::Result<u32> {
             // SAFETY: SIG_DFL installs no handler code.
             let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
             let _ = setpgid(NixPid::from_raw(0), NixPid::from_raw(0));
-            let err = match rustix::stdio::dup2_stdout(log) {
-                Ok(()) => match nix::unistd::execve(&argv[0], &argv, &envp) {
-                    Err(e) => std::io::Error::from(e),
-                    Ok(never) => match never {},
+            let reason = match rustix::stdio::dup2_stdout(log) {
+                Ok(()) => match prepared.apply() {
+                    Ok(()) => match nix::unistd::execve(&argv[0], &argv, &envp) {
+                        Err(e) => format!("cannot run /bin/sh: {}", std::io::Error::from(e)),
+                        Ok(never) => match never {},
+                    },
+                    Err(reason) => reason,
                 },
-                Err(e) => e.into(),
+                Err(e) => format!("cannot run /bin/sh: {e}"),
             };
-            eprintln!("agentd: cannot start the job: cannot run /bin/sh: {err}");
+            eprintln!("agentd: cannot start the job: {reason}");
+            if let Some((_, w)) = &failure {
+                let _ = rustix::io::write(w, reason.as_bytes());
+            }
             // SAFETY: `_exit` ends the process at once; always sound.
             unsafe { nix::libc::_exit(127) }
         }
@@ -166,7 +229,7 @@ fn start_job(request: &Request, log: &OwnedFd) -> std::io::Result<u32> {
             // Also here, so the group exists before agentd can signal it
             // whichever of the two runs first.
             let _ = setpgid(child, child);
-            Ok(child.as_raw() as u32)
+            Ok((child.as_raw() as u32, failure.map(|(r, _)| r)))
         }
     }
 }

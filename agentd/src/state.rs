@@ -432,6 +432,8 @@ mod tests {
             timeout_secs: None,
             output_bytes: 0,
             reason: None,
+            sandbox: None,
+            limits: None,
         }
     }
 

@@ -15,12 +15,14 @@ pub mod codes;
 pub mod message;
 pub mod methods;
 pub mod paths;
+pub mod sandbox;
 pub mod signal;
 pub mod types;
 
 pub use client::{Client, ClientError};
 pub use message::{Id, Request, Response, RpcError};
 pub use methods::Method;
+pub use sandbox::{Limits, Sandbox, SandboxMode, SandboxSupport};
 pub use types::{Job, JobState, Notification};
 
 /// The protocol version this crate speaks, reported by `daemon.info`.

@@ -5,6 +5,7 @@
 //! Params structs reject unknown fields, so a misspelt field is an
 //! `Invalid params` error naming it rather than silently ignored.
 
+use crate::sandbox::{Limits, Sandbox, SandboxSupport};
 use crate::types::{Job, JobState, Notification};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
@@ -103,6 +104,10 @@ pub struct InfoResult {
     pub started_at: String,
     /// Job counts.
     pub jobs: JobCounts,
+    /// What this kernel lets the daemon enforce for `job.submit`
+    /// `sandbox` and `limits`; absent from earlier daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSupport>,
 }
 
 /// What `daemon.shutdown` does to running jobs.
@@ -150,6 +155,13 @@ pub struct SubmitParams {
     /// Size in bytes of the notification's `output_tail` (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail_bytes: Option<u64>,
+    /// File-system and network restrictions (docs/sandbox.md); absent or
+    /// mode `none` with network on: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<Sandbox>,
+    /// Per-process resource limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 /// Params naming one job: the full id or a unique prefix of 4+ hex chars.

@@ -1,6 +1,7 @@
 //! The objects of protocol v1: [`Job`], [`JobState`] and [`Notification`]
 //! (docs/protocol.md, "Objects"). Timestamps are RFC 3339 strings in UTC.
 
+use crate::sandbox::{Limits, Sandbox};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -120,6 +121,13 @@ pub struct Job {
     /// replies, hence the default.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The sandbox given at submit (`null`: none). Absent from earlier
+    /// daemons' replies, hence the default.
+    #[serde(default)]
+    pub sandbox: Option<Sandbox>,
+    /// The resource limits given at submit (`null`: none).
+    #[serde(default)]
+    pub limits: Option<Limits>,
 }
 
 /// One finished job, queued for its session until acknowledged.

@@ -90,7 +90,7 @@ mod helpers {
 use helpers::*;
 
 /// The Job keys of docs/protocol.md, "Objects".
-const JOB_KEYS: [&str; 17] = [
+const JOB_KEYS: [&str; 19] = [
     "id",
     "short_id",
     "command",
@@ -108,6 +108,8 @@ const JOB_KEYS: [&str; 17] = [
     "timeout_secs",
     "output_bytes",
     "reason",
+    "sandbox",
+    "limits",
 ];
 
 fn assert_job_shape(job: &Value) {

@@ -180,17 +180,37 @@ pub async fn run(global: &GlobalOpts, args: DaemonArgs) -> anyhow::Result<ExitCo
     }
 }
 
+/// `daemon status`'s line about what the kernel lets agentd enforce.
+fn sandbox_text(s: &agentd_proto::SandboxSupport) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let landlock = match s.landlock_abi {
+        0 => "no Landlock".to_string(),
+        n => format!("Landlock ABI {n}"),
+    };
+    format!(
+        "sandbox:    {landlock}; file system {}, network {}, process limit {}\n",
+        yes_no(s.filesystem),
+        yes_no(s.network),
+        if s.processes {
+            "yes"
+        } else {
+            "no (root is exempt from RLIMIT_NPROC)"
+        },
+    )
+}
+
 /// `daemon status`'s human text.
 fn status_text(info: &InfoResult) -> String {
     let uptime = output::ms_since(&info.started_at)
         .map(|ms| format!(" (up {})", output::duration(ms)))
         .unwrap_or_default();
+    let sandbox = info.sandbox.as_ref().map(sandbox_text).unwrap_or_default();
     format!(
         "agentd {} (protocol {}) is running, pid {}\n\
          socket:     {}\n\
          state dir:  {}\n\
          started:    {}{uptime}\n\
-         jobs:       {} running, {} queued, {} in all\n",
+         jobs:       {} running, {} queued, {} in all\n{sandbox}",
         info.version,
         info.protocol_version,
         info.pid,

@@ -66,6 +66,8 @@ mod tests {
             timeout_secs: None,
             output_bytes: 0,
             reason: None,
+            sandbox: None,
+            limits: None,
         }
     }
 

@@ -226,6 +226,24 @@ fn row(job: &Job) -> [String; 7] {
         started,
         duration,
         job.session.clone(),
-        output::one_line(&job.command),
+        match job.sandbox.as_ref().filter(|s| s.restricts()) {
+            Some(s) => format!("[{}] {}", sandbox_tag(s), output::one_line(&job.command)),
+            None => output::one_line(&job.command),
+        },
     ]
+}
+
+/// A sandboxed job's mark before its command: `ws`, `ro`, `no-net`,
+/// `ws,no-net`.
+fn sandbox_tag(s: &agentd_proto::Sandbox) -> String {
+    let mut tags = Vec::new();
+    match s.mode {
+        agentd_proto::SandboxMode::WorkspaceWrite => tags.push("ws"),
+        agentd_proto::SandboxMode::ReadOnly => tags.push("ro"),
+        agentd_proto::SandboxMode::None => {}
+    }
+    if !s.network_allowed() {
+        tags.push("no-net");
+    }
+    tags.join(",")
 }

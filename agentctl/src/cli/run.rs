@@ -10,6 +10,7 @@ use super::reconnect::Reconnecting;
 use super::{logs, wait};
 use crate::{GlobalOpts, connect};
 use agentd_proto::methods::{JobSubmit, SubmitParams};
+use agentd_proto::{Limits, Sandbox, SandboxMode};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -22,7 +23,8 @@ pub const EXAMPLES: &str = "\
 Examples:
   agentctl run -- cargo build --release
   id=$(agentctl run --timeout 600 --label tests -- make test)
-  agentctl run --wait -- 'cd sub && ./build.sh'; echo \"exit $?\"";
+  agentctl run --wait -- 'cd sub && ./build.sh'; echo \"exit $?\"
+  agentctl run --sandbox workspace-write --no-network --memory 2G --cpu-time 10m -- make test";
 
 /// Arguments of `agentctl run`.
 #[derive(Debug, Args)]
@@ -49,6 +51,34 @@ pub struct RunArgs {
     /// ended and exit as `agentctl wait` does (Ctrl-C leaves it running)
     #[arg(long)]
     pub wait: bool,
+    /// Confine the job's writes (docs/sandbox.md): `workspace-write` (only
+    /// the cwd, --writable paths and a private temp dir), `read-only` (only
+    /// the temp dir) or `none` [default: none]
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub sandbox: Option<SandboxMode>,
+    /// With --sandbox workspace-write: also let the job write PATH and
+    /// everything under it (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub writable: Vec<PathBuf>,
+    /// No TCP, UDP or raw sockets for the job and its children, to any
+    /// address, loopback included (Unix sockets still work)
+    #[arg(long)]
+    pub no_network: bool,
+    /// Address-space limit per process (RLIMIT_AS), e.g. 2G, 512M, 4096
+    /// (bytes); K, M, G, T are powers of 1024
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// CPU-time limit per process (RLIMIT_CPU), e.g. 10m, 90s, 1h, 30
+    /// (seconds): SIGXCPU ends the job `killed`
+    #[arg(long, value_name = "TIME", value_parser = parse_cpu_time)]
+    pub cpu_time: Option<u64>,
+    /// Most processes of your user while the job runs (RLIMIT_NPROC counts
+    /// all of them, not only the job's; agentd running as root refuses it)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_procs: Option<u64>,
+    /// Most open files per process (RLIMIT_NOFILE)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_files: Option<u64>,
     /// The command, run as `/bin/sh -c 'WORDS…'` (words joined by spaces).
     /// Options go before it: after `--`, or from its first word on, every
     /// word is the command's (`run make -j4`), and an option agentctl does
@@ -67,6 +97,92 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("expected NAME=VALUE, got {s:?}")),
     }
+}
+
+/// Parses a sandbox mode name.
+fn parse_mode(s: &str) -> Result<SandboxMode, String> {
+    s.parse()
+}
+
+/// Parses a size: bytes, or a number with K, M, G or T (powers of 1024;
+/// an optional `B`/`iB` after it), e.g. `2G`, `1.5G`, `512MiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("expected a size such as 2G, 512M or 1048576 (bytes), got {s:?}");
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let bytes = n * mult as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses a CPU time: seconds, or a number with s, m or h, e.g. `10m`.
+pub fn parse_cpu_time(s: &str) -> Result<u64, String> {
+    let bad = || format!("expected a time such as 10m, 90s, 1h or 30 (seconds), got {s:?}");
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('s') => (&t[..t.len() - 1], 1.0),
+        Some('m') => (&t[..t.len() - 1], 60.0),
+        Some('h') => (&t[..t.len() - 1], 3600.0),
+        _ => (t, 1.0),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let secs = (n * mult).ceil();
+    if !(secs >= 1.0 && secs < u64::MAX as f64) {
+        return Err(bad());
+    }
+    Ok(secs as u64)
+}
+
+/// The `sandbox` and `limits` the options ask for (`None` for none).
+///
+/// Errors: --writable without --sandbox workspace-write; a path that is
+/// not UTF-8.
+fn sandbox_and_limits(args: &RunArgs) -> anyhow::Result<(Option<Sandbox>, Option<Limits>)> {
+    let mode = args.sandbox.unwrap_or_default();
+    if !args.writable.is_empty() && mode != SandboxMode::WorkspaceWrite {
+        bail!("--writable needs --sandbox workspace-write");
+    }
+    let writable = args
+        .writable
+        .iter()
+        .map(|p| {
+            let abs = std::path::absolute(p)
+                .with_context(|| format!("cannot resolve --writable {}", p.display()))?;
+            abs.into_os_string()
+                .into_string()
+                .map_err(|p| anyhow::anyhow!("--writable {p:?} is not valid UTF-8"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sandbox = (args.sandbox.is_some() || args.no_network).then(|| Sandbox {
+        mode,
+        writable,
+        network: args.no_network.then_some(false),
+    });
+    let limits = Limits {
+        memory_bytes: args.memory,
+        cpu_secs: args.cpu_time,
+        processes: args.max_procs,
+        open_files: args.max_files,
+    };
+    Ok((sandbox, (!limits.is_empty()).then_some(limits)))
 }
 
 /// The environment to send: this process's variables (those that are
@@ -112,6 +228,7 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
     if args.command.iter().all(|w| w.trim().is_empty()) {
         bail!("the command is empty");
     }
+    let (sandbox, limits) = sandbox_and_limits(&args)?;
     let params = SubmitParams {
         command: args.command.join(" "),
         cwd: Some(working_dir(&args)?),
@@ -120,6 +237,8 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
         session: args.session.clone(),
         label: args.label.clone(),
         tail_bytes: None,
+        sandbox,
+        limits,
     };
     let socket = global.socket_path();
     let client = connect::connect(&socket).await?;
@@ -159,5 +278,21 @@ mod tests {
         assert_eq!(parse_env("A="), Ok(("A".into(), String::new())));
         assert!(parse_env("=x").is_err());
         assert!(parse_env("A").is_err());
+    }
+
+    #[test]
+    fn sizes_and_times_read_as_people_write_them() {
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("2X").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_cpu_time("10m"), Ok(600));
+        assert_eq!(parse_cpu_time("90s"), Ok(90));
+        assert_eq!(parse_cpu_time("1h"), Ok(3600));
+        assert_eq!(parse_cpu_time("30"), Ok(30));
+        assert!(parse_cpu_time("0").is_err());
+        assert!(parse_cpu_time("ten").is_err());
     }
 }

@@ -56,7 +56,7 @@ pub fn details(job: &Job, color: bool) -> String {
             _ => format!("{}{note} ({ms} ms)", output::duration(ms)),
         }
     });
-    let lines: [(&str, String); 16] = [
+    let lines: [(&str, String); 18] = [
         ("id", job.id.clone()),
         ("short id", job.short_id.clone()),
         ("state", output::paint(job.state, job.state.as_str(), color)),
@@ -76,6 +76,24 @@ pub fn details(job: &Job, color: bool) -> String {
             or_dash(job.timeout_secs.map(|t| format!("{t} s"))),
         ),
         ("output", format!("{} bytes", job.output_bytes)),
+        (
+            "sandbox",
+            or_dash(
+                job.sandbox
+                    .as_ref()
+                    .filter(|s| s.restricts())
+                    .map(|s| s.describe()),
+            ),
+        ),
+        (
+            "limits",
+            or_dash(
+                job.limits
+                    .as_ref()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| l.describe()),
+            ),
+        ),
     ];
     let mut text = String::new();
     for (key, value) in lines {

@@ -15,6 +15,7 @@ pub async fn info(d: &Daemon) -> Result<InfoResult, RpcError> {
         state_dir: d.config.state_dir.display().to_string(),
         started_at: d.started_at.clone(),
         jobs,
+        sandbox: Some(crate::sandbox::support().clone()),
     })
 }
 

@@ -98,6 +98,8 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
             "label",
         ));
     }
+    crate::sandbox::check_params(p.sandbox.as_ref(), p.limits.as_ref())
+        .map_err(|(msg, field)| invalid(msg, field))?;
     let timeout_secs = p
         .timeout_secs
         .map(|t| params::seconds("timeout_secs", t, false))
@@ -160,16 +162,30 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         timeout_secs,
         output_bytes: 0,
         reason: None,
+        sandbox: p.sandbox,
+        limits: p.limits,
     };
     // One trip to a blocking thread for both: each trip is a thread
     // wake-up on the way to the reply (docs/benchmarks.md).
     let log = d.output_path(&job.id);
     let cwd = job.cwd.clone();
+    let writable = job
+        .sandbox
+        .as_ref()
+        .map(|s| s.writable.clone())
+        .unwrap_or_default();
     tokio::task::spawn_blocking(move || {
         match std::fs::metadata(&cwd) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(cannot_spawn(format!("cwd {cwd} is not a directory"))),
             Err(e) => return Err(cannot_spawn(format!("cwd {cwd} cannot be used: {e}"))),
+        }
+        for path in &writable {
+            if let Err(e) = std::fs::metadata(path) {
+                return Err(cannot_spawn(format!(
+                    "sandbox writable path {path} cannot be used: {e}"
+                )));
+            }
         }
         output::create(&log).map_err(|e| {
             RpcError::internal(format!(

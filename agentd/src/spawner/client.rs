@@ -45,6 +45,10 @@ pub enum SpawnError {
     /// The shim could not start `/bin/sh`; it wrote why to the output log.
     #[error("the job could not be started; the reason is in its output")]
     InOutput,
+    /// The job was not started because its sandbox or limits cannot be
+    /// enforced here (see [`crate::sandbox::refusal`]); the reason in words.
+    #[error("{0}")]
+    Refused(String),
     /// The spawner could not fork, or could not be reached.
     #[error("{0}")]
     Spawner(String),
@@ -87,12 +91,13 @@ impl Spawner {
         let forked = self.fork(request).await?;
         // Outside the lock: other jobs' shims are forked meanwhile.
         match read_pid(forked.pid_pipe).await {
-            Some(job_pid) => Ok(Started {
+            Ok(job_pid) => Ok(Started {
                 pidfd: forked.pidfd,
                 shim: forked.shim,
                 job_pid,
             }),
-            None => Err(SpawnError::InOutput),
+            Err(Some(reason)) => Err(SpawnError::Refused(reason)),
+            Err(None) => Err(SpawnError::InOutput),
         }
     }
 
@@ -230,11 +235,17 @@ async fn receive(socket: &mut UnixStream) -> io::Result<Result<Forked, SpawnErro
     })
 }
 
-/// The job's pid as its shim reports it: one decimal line, or `None` at
-/// end of file (the shim could not start the job).
-async fn read_pid(pipe: OwnedFd) -> Option<u32> {
-    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe).ok()?;
+/// The job's pid as its shim reports it: one decimal line; or the reason
+/// it refused to start the job (`error: REASON`); or `Err(None)` at end of
+/// file (the shim could not start the job and wrote why to its output).
+async fn read_pid(pipe: OwnedFd) -> Result<u32, Option<String>> {
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe).map_err(|_| None)?;
     let mut line = Vec::with_capacity(16);
-    rx.read_to_end(&mut line).await.ok()?;
-    std::str::from_utf8(&line).ok()?.trim_end().parse().ok()
+    rx.read_to_end(&mut line).await.map_err(|_| None)?;
+    let line = String::from_utf8_lossy(&line);
+    let line = line.trim_end();
+    if let Some(reason) = line.strip_prefix("error: ") {
+        return Err(Some(reason.to_string()));
+    }
+    line.parse().map_err(|_| None)
 }

@@ -3,7 +3,8 @@
 //!
 //! A request is a frame: a 4-byte little-endian length, then that many
 //! bytes of NUL-terminated strings: the job's directory, its output log, its cwd, its
-//! command, then name and value of each environment variable laid over the
+//! command, its sandbox policy (JSON of [`crate::sandbox::Policy`], empty
+//! for none), then name and value of each environment variable laid over the
 //! spawner's environment. None of them can hold a NUL (agentd refuses such
 //! commands, env and paths at submit). At most [`MAX_REQUEST`] bytes.
 //!
@@ -13,8 +14,9 @@
 //! of `/proc/PID/stat`). A forked reply carries two descriptors as
 //! SCM_RIGHTS: the shim's pidfd and the read end of a pipe on which the
 //! shim writes the job's pid as one decimal line once it has started the
-//! job (end of file without a line: it could not, and wrote why to the
-//! job's output log). So the spawner is busy only for the fork, and the
+//! job, or `error: REASON` when it refused to (a sandbox this kernel cannot
+//! enforce); end of file without a line: it could not, and wrote why to the
+//! job's output log. So the spawner is busy only for the fork, and the
 //! shims of many jobs start their jobs at the same time.
 
 use rustix::fd::BorrowedFd;
@@ -43,6 +45,9 @@ pub struct Request {
     pub cwd: PathBuf,
     /// The shell command.
     pub command: OsString,
+    /// The job's sandbox and limits ([`crate::sandbox::Policy::encode`];
+    /// empty for none).
+    pub policy: String,
     /// Variables laid over the spawner's environment.
     pub env: Vec<(OsString, OsString)>,
 }
@@ -59,6 +64,7 @@ impl Request {
         put(self.log.as_os_str().as_bytes());
         put(self.cwd.as_os_str().as_bytes());
         put(self.command.as_bytes());
+        put(self.policy.as_bytes());
         for (k, v) in &self.env {
             put(k.as_bytes());
             put(v.as_bytes());
@@ -81,6 +87,11 @@ impl Request {
         let log = parts.next().ok_or_else(|| bad("no output log"))?;
         let cwd = parts.next().ok_or_else(|| bad("no cwd"))?;
         let command = parts.next().ok_or_else(|| bad("no command"))?;
+        let policy = parts
+            .next()
+            .ok_or_else(|| bad("no sandbox policy"))?
+            .into_string()
+            .map_err(|_| bad("a sandbox policy that is not UTF-8"))?;
         let rest: Vec<OsString> = parts.collect();
         if !rest.len().is_multiple_of(2) {
             return Err(bad("an environment variable without a value"));
@@ -95,6 +106,7 @@ impl Request {
             log: log.into(),
             cwd: cwd.into(),
             command,
+            policy,
             env,
         })
     }
@@ -220,6 +232,7 @@ mod tests {
             log: "/state/jobs/x/output.log".into(),
             cwd: "/work dir".into(),
             command: OsString::from_vec(b"echo \xff; exit 3".to_vec()),
+            policy: r#"{"sandbox":{"mode":"read-only"}}"#.into(),
             env: vec![("A".into(), "".into()), ("B".into(), "x=y".into())],
         };
         let frame = req.encode();

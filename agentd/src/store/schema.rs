@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     output_bytes INTEGER NOT NULL DEFAULT 0,
     shim_pid     INTEGER,
     shim_start   INTEGER,
-    reason       TEXT
+    reason       TEXT,
+    sandbox      TEXT,
+    limits       TEXT
 );
 CREATE TABLE IF NOT EXISTS notifications (
     seq     INTEGER PRIMARY KEY,
@@ -88,6 +90,12 @@ CREATE TABLE job_env (
 );
 INSERT INTO job_env (job_id, env) SELECT id, env FROM jobs WHERE state = 'queued' AND env IS NOT NULL;
 ALTER TABLE jobs DROP COLUMN env;
+";
+
+/// Version 4 to 5: a job's sandbox and limits.
+const MIGRATE_4_TO_5: &str = "
+ALTER TABLE jobs ADD COLUMN sandbox TEXT;
+ALTER TABLE jobs ADD COLUMN limits TEXT;
 ";
 
 /// A job as loaded at start, with what is needed to run it if it is queued.
@@ -172,12 +180,15 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let upgrade = match version {
         0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         1 => format!(
-            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         2 => format!(
-            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
-        3 => format!("BEGIN; {MIGRATE_3_TO_4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        3 => format!(
+            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ),
+        4 => format!("BEGIN; {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
     if !upgrade.is_empty() {
@@ -185,10 +196,12 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(open_err(e));
         }
-        if version != 0 {
+        if version != 0 && version < 4 {
             // Earlier versions kept environments in `jobs.env`: their bytes
             // may linger in free pages, which only a rewrite clears.
             conn.execute_batch("VACUUM").map_err(open_err)?;
+        }
+        if version != 0 {
             tracing::info!(
                 "migrated the job database {} from schema {version} to {SCHEMA_VERSION}",
                 path.display()
@@ -267,7 +280,7 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, command, cwd, NULL, state, exit_code, signal, pid, session, label,
                 created_at, started_at, finished_at, duration_ms, timeout_secs,
-                tail_bytes, output_bytes, shim_pid, shim_start, reason, ord
+                tail_bytes, output_bytes, shim_pid, shim_start, reason, ord, sandbox, limits
          FROM jobs ORDER BY ord",
     )?;
     let jobs = stmt
@@ -293,6 +306,8 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
                     timeout_secs: r.get(14)?,
                     output_bytes: r.get::<_, i64>(16)? as u64,
                     reason: r.get(19)?,
+                    sandbox: json_column(r, 21)?,
+                    limits: json_column(r, 22)?,
                 },
                 tail_bytes: r.get::<_, i64>(15)? as u64,
                 env: None,
@@ -340,6 +355,20 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     })
 }
 
+/// A nullable JSON column as a value (`sandbox`, `limits`).
+fn json_column<T: serde::de::DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<Option<T>> {
+    r.get::<_, Option<String>>(i)?
+        .map(|s| {
+            serde_json::from_str(&s).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+            })
+        })
+        .transpose()
+}
+
 /// Inserts a new job row under key `ord`. `env_given`: the job was given an environment;
 /// a `job_env` row without a value then says so until the job starts (at
 /// [`keep_env`] it gets the value if the job must wait in the queue), so
@@ -354,8 +383,8 @@ pub fn insert_job(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO jobs (id, command, cwd, state, session, label, created_at,
-                           timeout_secs, tail_bytes, ord)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           timeout_secs, tail_bytes, ord, sandbox, limits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         job.id,
@@ -368,6 +397,12 @@ pub fn insert_job(
         job.timeout_secs,
         tail_bytes as i64,
         ord as i64,
+        job.sandbox
+            .as_ref()
+            .map(|s| serde_json::to_string(s).expect("a sandbox always serialises")),
+        job.limits
+            .as_ref()
+            .map(|l| serde_json::to_string(l).expect("limits always serialise")),
     ])?;
     if env_given {
         conn.prepare_cached("INSERT INTO job_env (job_id, env) VALUES (?1, NULL)")?

@@ -16,6 +16,7 @@ pub mod record;
 pub mod signal;
 
 use crate::daemon::Daemon;
+use crate::sandbox;
 use crate::spawner::client::{SpawnError, Started};
 use crate::spawner::wire::Request;
 use crate::timefmt;
@@ -116,6 +117,7 @@ async fn start(
             }
             job.reason = Some(match &e {
                 SpawnError::InOutput => "the job could not be started; its output says why".into(),
+                SpawnError::Refused(r) => format!("not started: {r}"),
                 SpawnError::Spawner(r) => format!("cannot start the job: {r}"),
                 SpawnError::Unknown(r) => {
                     format!("agentd lost track of the job while starting it: {r}")
@@ -229,11 +231,22 @@ async fn spawn(
     env: Option<BTreeMap<String, String>>,
     log: &Path,
 ) -> Result<Started, SpawnError> {
+    let policy = sandbox::Policy::new(job.sandbox.as_ref(), job.limits.as_ref());
+    if !policy.is_empty() {
+        // Refused here already, so the reason does not depend on a shim.
+        if let Some(reason) = sandbox::refusal(&policy, sandbox::support()) {
+            let msg = format!("agentd: cannot start the job: {reason}");
+            let log = log.to_owned();
+            let _ = tokio::task::spawn_blocking(move || output::append_line(&log, &msg)).await;
+            return Err(SpawnError::Refused(reason));
+        }
+    }
     let request = Request {
         dir: job_dir(&daemon.config.state_dir, &job.id),
         log: log.to_owned(),
         cwd: PathBuf::from(&job.cwd),
         command: job.command.clone().into(),
+        policy: policy.encode(),
         env: env
             .into_iter()
             .flatten()
@@ -305,6 +318,22 @@ async fn sleep_until(at: Option<Instant>) {
 pub fn apply_outcome(job: &mut Job, rec: Option<&ExitRecord>, reason: Option<EndReason>) {
     job.exit_code = rec.and_then(|r| r.exit_code);
     job.signal = rec.and_then(|r| r.signal.clone());
+    if let Some(why) = rec.and_then(|r| r.reason.clone()) {
+        job.reason = Some(format!("not started: {why}"));
+    } else if let Some(cpu) = job.limits.as_ref().and_then(|l| l.cpu_secs)
+        && reason.is_none()
+    {
+        // SIGXCPU is the kernel's only word for RLIMIT_CPU; a shell whose
+        // child it ended exits 128 + 24.
+        let xcpu = rec.is_some_and(|r| {
+            r.signal.as_deref() == Some("SIGXCPU") || r.exit_code == Some(128 + 24)
+        });
+        if xcpu {
+            job.reason = Some(format!(
+                "the CPU time limit of {cpu} s was reached (limits.cpu_secs, RLIMIT_CPU: SIGXCPU)"
+            ));
+        }
+    }
     job.state = match (reason, rec) {
         (Some(EndReason::TimedOut), _) => JobState::TimedOut,
         (Some(EndReason::Killed), _) => JobState::Killed,

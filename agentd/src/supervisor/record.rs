@@ -28,6 +28,11 @@ pub struct ExitRecord {
     /// Milliseconds from the shim's spawn of the leader to its reaping,
     /// measured on the monotonic clock.
     pub duration_ms: u64,
+    /// Why the job's process could not `exec` `/bin/sh`, when it could not
+    /// (its sandbox or limits could not be applied): the job's `reason`.
+    /// Absent from earlier shims' records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The exit record's path in job directory `dir`.
@@ -83,6 +88,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
         let r = ExitRecord {
+            reason: None,
             exit_code: None,
             signal: Some("SIGKILL".into()),
             finished_at: "2026-11-22T04:14:50.123Z".into(),

@@ -52,6 +52,8 @@ async fn submit(
             session: Some(ctx.session.clone()),
             label: Some(label.to_string()),
             tail_bytes: Some(TAIL_BYTES),
+            sandbox: None,
+            limits: None,
         })
         .await
         .map_err(rpc_err)
