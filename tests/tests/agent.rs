@@ -835,8 +835,15 @@ fn chat_streams_replies_and_leaves_on_exit() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("Session talk"), "{stdout}");
-    assert!(stdout.contains("> bash: echo from-chat"), "{stdout}");
+    // A tool call does not look like a prompt line (`> …`).
+    assert!(stdout.contains("\n  → bash: echo from-chat\n"), "{stdout}");
+    assert!(!stdout.contains("> bash"), "{stdout}");
     assert!(stdout.contains("Hello from the model."), "{stdout}");
+    // The turn's token usage, summed over its two model calls.
+    assert!(
+        stdout.contains(" out (2 model calls)\n") && stdout.contains("  tokens: "),
+        "{stdout}"
+    );
     assert_eq!(w.llm.requests().len(), 2);
 }
 
@@ -2092,4 +2099,75 @@ fn model_api_failures_say_what_happened_what_to_check_and_how_often_it_was_tried
     );
     assert!(err.contains("tried 5 times"), "{err}");
     assert!(err.contains("check ANTHROPIC_BASE_URL"), "{err}");
+}
+
+#[test]
+fn chat_on_a_terminal_styles_each_kind_of_line_and_spins_until_the_first_token() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` (for a pseudo-terminal) is not installed");
+        return;
+    }
+    let w = World::new(vec![
+        Reply::Stall,
+        Reply::tool("bash", json!({"command": "echo styled"})),
+        Reply::text("Done."),
+    ]);
+    let agentctl = agentd_tests::bin("agentctl");
+    let session = |no_color: bool| {
+        let mut cmd = w.env.command("script");
+        cmd.env("ANTHROPIC_BASE_URL", w.llm.url())
+            .env("ANTHROPIC_API_KEY", KEY)
+            .env("TERM", "xterm")
+            .args(["-qfec"])
+            .arg(format!("exec {} chat --session styled", agentctl.display()))
+            .arg("/dev/null")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        if !no_color {
+            cmd.env_remove("NO_COLOR");
+        }
+        cmd.spawn().unwrap()
+    };
+    let mut child = session(false);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Output::new(child.stdout.take().unwrap());
+    out.until("Session styled");
+    stdin.write_all(b"hello\r").unwrap();
+    w.llm.wait_for_requests(1);
+    // The model has not answered: the spinner says so (stderr, the pty).
+    out.until("waiting for the model");
+    stdin.write_all(b"\x03").unwrap();
+    out.until("(cancelled: the model never saw that prompt");
+    stdin.write_all(b"again\r").unwrap();
+    out.until("\x1b[36m  → bash: echo styled\x1b[0m");
+    out.until("Done.");
+    out.until("\x1b[2m  tokens: ");
+    out.until("\x1b[?2004h");
+    stdin.write_all(b"\x04").unwrap();
+    assert!(out.closes(), "chat did not leave on Ctrl-D:\n{}", out.seen);
+    assert!(child.wait().unwrap().success());
+
+    // NO_COLOR: the same shapes, no colour.
+    w.llm.push(vec![
+        Reply::tool("bash", json!({"command": "echo plain"})),
+        Reply::text("Plain."),
+    ]);
+    let mut child = session(true);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = Output::new(child.stdout.take().unwrap());
+    out.until("Session styled");
+    stdin.write_all(b"once more\r").unwrap();
+    out.until("  → bash: echo plain");
+    out.until("Plain.");
+    out.until("  tokens: ");
+    out.until("\x1b[?2004h");
+    stdin.write_all(b"\x04").unwrap();
+    assert!(out.closes(), "chat did not leave on Ctrl-D:\n{}", out.seen);
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !out.seen.contains("\x1b[36m") && !out.seen.contains("\x1b[2m"),
+        "{:?}",
+        out.seen
+    );
 }

@@ -21,6 +21,7 @@ pub mod repl;
 pub mod session;
 pub mod sessions;
 pub mod sse;
+pub mod style;
 pub mod tools;
 pub mod transcript;
 pub mod turn;

@@ -11,7 +11,8 @@ use super::cancel::Cancelled;
 use super::notifications;
 use super::session::{Session, fresh_name};
 use super::sessions;
-use super::transcript::Block;
+use super::style::{self, Style};
+use super::transcript::{Block, Usage};
 use super::turn::{TurnError, Ui};
 use crate::GlobalOpts;
 use crate::connect;
@@ -40,17 +41,42 @@ fn print_line(printer: &Printer, line: String) {
     }
 }
 
-/// Streams text to stdout; tool lines on lines of their own.
+/// Streams text to stdout; tool lines on lines of their own, each kind of
+/// line in its own style ([`Style`]); a spinner until the model's first
+/// token; the turn's token usage at its end.
 struct ChatUi {
     /// True when the cursor is at the start of a line.
     at_line_start: bool,
+    /// How lines look.
+    style: Style,
+    /// The spinner while a model call has not answered yet.
+    spinner: Option<indicatif::ProgressBar>,
+    /// Tokens reported by this turn's model calls, summed, and how many.
+    turn_usage: (Usage, u32),
 }
 
 impl ChatUi {
     fn newline(&mut self) {
+        self.stop_spinner();
         if !self.at_line_start {
             println!();
             self.at_line_start = true;
+        }
+    }
+
+    fn stop_spinner(&mut self) {
+        if let Some(bar) = self.spinner.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Ends the turn's output: the spinner goes, and the token usage of
+    /// the turn (when the provider reported any) follows on a dim line.
+    fn end_turn(&mut self) {
+        self.newline();
+        let (usage, calls) = std::mem::take(&mut self.turn_usage);
+        if calls > 0 {
+            println!("{}", self.style.usage(&usage, calls));
         }
     }
 }
@@ -60,6 +86,7 @@ impl Ui for ChatUi {
         if delta.is_empty() {
             return;
         }
+        self.stop_spinner();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(delta.as_bytes());
         let _ = out.flush();
@@ -67,11 +94,20 @@ impl Ui for ChatUi {
     }
     fn tool(&mut self, line: &str) {
         self.newline();
-        println!("{line}");
+        println!("{}", self.style.tool(line));
     }
     fn notice(&mut self, line: &str) {
         self.newline();
-        println!("{line}");
+        println!("{}", self.style.notice(line));
+    }
+    fn waiting(&mut self) {
+        self.stop_spinner();
+        self.spinner = Some(style::waiting_spinner());
+    }
+    fn usage(&mut self, usage: &Usage) {
+        self.turn_usage.0.input_tokens += usage.input_tokens;
+        self.turn_usage.0.output_tokens += usage.output_tokens;
+        self.turn_usage.1 += 1;
     }
 }
 
@@ -112,8 +148,12 @@ pub async fn run(
     // turn ran (a terminal rustyline cannot put in raw mode) is drained
     // before each turn so it does not cancel the next one.
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let style = Style::for_stdout();
     let mut ui = ChatUi {
         at_line_start: true,
+        style,
+        spinner: None,
+        turn_usage: Default::default(),
     };
     loop {
         let watcher = tokio::spawn(watch(
@@ -122,6 +162,7 @@ pub async fn run(
             s.transcript.handled_jobs(),
             shown.clone(),
             printer.clone(),
+            style,
         ));
         let (ed, line) = tokio::task::spawn_blocking(move || {
             let line = editor.readline("> ");
@@ -164,7 +205,7 @@ pub async fn run(
             r = s.turn(&mut ui) => Some(r),
             _ = interrupt.recv() => None,
         };
-        ui.newline();
+        ui.end_turn();
         match outcome {
             Some(Ok(_)) => {}
             Some(Err(TurnError::Provider(e))) => println!("agentctl: {e}"),
@@ -207,6 +248,7 @@ async fn watch(
     handled: HashSet<String>,
     shown: Arc<Mutex<HashSet<u64>>>,
     printer: Printer,
+    style: Style,
 ) -> anyhow::Result<()> {
     loop {
         // A connection per round: the waits of the last round that are
@@ -226,7 +268,7 @@ async fn watch(
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(n.seq);
             if new && !handled.contains(&n.job_id) {
-                print_line(&printer, notifications::header(n));
+                print_line(&printer, style.background(n));
             }
         }
         if pending.is_empty() {

@@ -8,7 +8,7 @@ use super::notifications;
 use super::provider::{ProviderError, Reply, Request, StopReason};
 use super::session::Session;
 use super::tools;
-use super::transcript::{Block, Message, Role, request_messages};
+use super::transcript::{Block, Message, Role, Usage, request_messages};
 
 /// Test hook: when set, agentctl exits right after persisting a message
 /// that carries background results and before acking them, to show that a
@@ -27,6 +27,10 @@ pub trait Ui: Send {
     fn tool(&mut self, line: &str);
     /// A note about the turn (cut at max_tokens, refusal, retries).
     fn notice(&mut self, line: &str);
+    /// A model call starts; nothing of its reply has come yet.
+    fn waiting(&mut self) {}
+    /// The token usage one model reply reported.
+    fn usage(&mut self, _usage: &Usage) {}
 }
 
 /// How a turn ended.
@@ -157,6 +161,9 @@ impl Session {
                 }
                 final_text.push_str(&text);
             }
+            if let Some(usage) = &reply.usage {
+                ui.usage(usage);
+            }
             if !reply.content.is_empty() {
                 let mut message = Message::new(Role::Assistant, reply.content.clone());
                 message.usage = reply.usage;
@@ -265,6 +272,7 @@ impl Session {
                 tools: &self.specs,
             };
             self.partial.clear();
+            ui.waiting();
             let result = {
                 let partial = &mut self.partial;
                 let mut on_text = |t: &str| {
