@@ -1,6 +1,7 @@
 //! Command-line flags, environment variables and the optional config file,
 //! resolved into one [`Config`] (README.md, "Where things live").
 
+use crate::supervisor::cap;
 use agentd_proto::paths;
 use anyhow::Context;
 use serde::Deserialize;
@@ -47,6 +48,11 @@ pub enum Subcommand {
 /// # a connection that starts a request line and does not finish it within
 /// # this many seconds is closed
 /// torn_request_timeout_secs = 30
+///
+/// [output]
+/// # output kept per job, in bytes; past it the head and the newest tail
+/// # are kept and the middle dropped; 0 keeps everything
+/// max_bytes = 1073741824
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +61,16 @@ pub struct FileConfig {
     pub max_running: Option<usize>,
     /// Seconds a begun request line may take to finish (default 30).
     pub torn_request_timeout_secs: Option<f64>,
+    /// `[output]`: what is kept of each job's output.
+    pub output: Option<OutputSection>,
+}
+
+/// The config file's `[output]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    /// Bytes kept per job (default 1 GiB; 0 keeps everything).
+    pub max_bytes: Option<u64>,
 }
 
 /// Default time a begun request line has to arrive whole: 30 s.
@@ -72,6 +88,10 @@ pub struct Config {
     /// Time a begun request line has to arrive whole before the connection
     /// is closed.
     pub torn_request_timeout: Duration,
+    /// Output kept per job, in bytes (`[output] max_bytes`; 0 keeps
+    /// everything): past it the job's shim drops the middle of the log
+    /// ([`crate::supervisor::cap`]).
+    pub output_max_bytes: u64,
     /// The program run as the spawner that forks each job's shim (`PROGRAM
     /// spawner`, see [`crate::spawner`]): `/proc/self/exe`, i.e. this very
     /// agentd build, even when its file has been replaced by an upgrade
@@ -107,7 +127,16 @@ impl Config {
                 "torn_request_timeout_secs must be a number of seconds in (0, 86400], got {t}"
             ),
         };
+        let output_max_bytes = match file.output.and_then(|o| o.max_bytes) {
+            None => cap::DEFAULT_MAX_BYTES,
+            Some(n) if n == 0 || n >= cap::MIN_MAX_BYTES => n,
+            Some(n) => anyhow::bail!(
+                "[output] max_bytes must be 0 (keep everything) or at least {} (64 KiB), got {n}",
+                cap::MIN_MAX_BYTES
+            ),
+        };
         Ok(Config {
+            output_max_bytes,
             socket: absolute(socket)?,
             state_dir: absolute(state_dir)?,
             max_running: file.max_running.filter(|&n| n > 0),

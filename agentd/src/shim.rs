@@ -21,8 +21,10 @@
 //!    output log, the sandbox applied just before `exec`;
 //! 5. writes the job's pid as one decimal line to its pipe (agentd holds
 //!    the read end);
-//! 6. reaps every child until the job's leader exits;
-//! 7. writes the leader's exit status durably to `exit.json` in the job's
+//! 6. keeps the output log within `[output] max_bytes` with a thread that
+//!    inotify wakes at each write ([`crate::supervisor::cap`]);
+//! 7. reaps every child until the job's leader exits;
+//! 8. writes the leader's exit status durably to `exit.json` in the job's
 //!    directory ([`crate::supervisor::record`]), with the reason when the
 //!    sandbox could not be applied after the fork, removes the job's private
 //!    temp dir, if it has one, and exits.
@@ -34,7 +36,7 @@
 use crate::sandbox::{self, Prepared};
 use crate::spawner::wire::Request;
 use crate::supervisor::{
-    output,
+    cap, output,
     record::{self, ExitRecord},
 };
 use crate::timefmt;
@@ -108,7 +110,18 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
         }
     };
     let _ = File::from(report).write_all(itoa_line(leader).bytes());
+    if request.max_output > 0
+        && let Err(e) = cap::enforce(&request.log, request.max_output)
+    {
+        eprintln!("agentd shim: cannot apply [output] max_bytes; the output is not capped: {e}");
+    }
     let status = reap_until(leader);
+    if request.max_output > 0
+        && let Ok(f) = File::options().write(true).open(&request.log)
+    {
+        // What the job wrote since the cap thread last woke.
+        let _ = cap::trim(&f, request.max_output);
+    }
     // The job's process wrote why it did not exec, if it did not; the pipe
     // closed at its exec or exit, so this never waits.
     let reason = failure.and_then(|fd| {

@@ -63,7 +63,23 @@ impl Agentd {
     ///
     /// Errors: the binary cannot start, or exits before listening.
     pub fn start(bin_dir: &Path, root: &Path) -> anyhow::Result<Agentd> {
+        Agentd::start_with_config(bin_dir, root, None)
+    }
+
+    /// As [`Agentd::start`], with `config` (TOML) as agentd's config file.
+    ///
+    /// Errors: as [`Agentd::start`]; the config file cannot be written.
+    pub fn start_with_config(
+        bin_dir: &Path,
+        root: &Path,
+        config: Option<&str>,
+    ) -> anyhow::Result<Agentd> {
         let paths = Paths::under(root);
+        if let Some(config) = config {
+            let dir = root.join("config/agentd");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("config.toml"), config)?;
+        }
         let mut cmd = paths.command(bin_dir.join("agentd"));
         cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -37,6 +37,9 @@ pub struct Sizes {
     pub list_samples: usize,
     /// Bytes the big job prints.
     pub big_output: u64,
+    /// Bytes the capped job prints, and the `[output] max_bytes` of the
+    /// agentd it runs under.
+    pub capped_output: (u64, u64),
 }
 
 impl Sizes {
@@ -50,6 +53,7 @@ impl Sizes {
         burst: 9000,
         list_samples: 10,
         big_output: 1 << 30,
+        capped_output: (4 << 30, 256 << 20),
     };
     /// About a minute in all.
     pub const QUICK: Sizes = Sizes {
@@ -61,6 +65,7 @@ impl Sizes {
         burst: 300,
         list_samples: 3,
         big_output: 64 << 20,
+        capped_output: (256 << 20, 16 << 20),
     };
 }
 
@@ -401,5 +406,55 @@ pub async fn big_output(agentd: &Agentd, client: &Client, sizes: Sizes) -> anyho
         ours.as_secs_f64() / baseline.as_secs_f64(),
         "≤ 1.3× the redirect",
         |r| r <= 1.3,
+    ))
+}
+
+/// A job printing `sizes.capped_output.0` bytes under an agentd (`agentd`,
+/// started with `[output] max_bytes` = `sizes.capped_output.1`): the most
+/// disk its log ever used (its allocated blocks, sampled every 10 ms while
+/// the job runs, and at its end) must stay within the cap plus 1 MiB, and
+/// `output_bytes` must still count every byte.
+pub async fn capped_output(agentd: &Agentd, client: &Client, sizes: Sizes) -> anyhow::Result<Row> {
+    use std::os::unix::fs::MetadataExt;
+    let (n, cap) = sizes.capped_output;
+    let start = Instant::now();
+    let job = client
+        .call::<JobSubmit>(&submit(&format!("head -c {n} /dev/zero"), "capped"))
+        .await?;
+    let log = agentd
+        .state_dir()
+        .join("jobs")
+        .join(&job.id)
+        .join("output.log");
+    let on_disk = move || std::fs::metadata(&log).map_or(0, |m| m.blocks() * 512);
+    let params = WaitParams {
+        id: job.id.clone(),
+        timeout_secs: Some(600.0),
+    };
+    let mut wait = std::pin::pin!(client.call::<JobWait>(&params));
+    let mut most = 0;
+    let done = loop {
+        tokio::select! {
+            done = &mut wait => break done?,
+            _ = tokio::time::sleep(Duration::from_millis(10)) => most = most.max(on_disk()),
+        }
+    };
+    let took = start.elapsed();
+    most = most.max(on_disk());
+    ensure!(
+        done.output_bytes == n,
+        "the capped job counted {} of {n} bytes",
+        done.output_bytes
+    );
+    Ok(Row::plain(
+        format!(
+            "a job printing {} with `[output] max_bytes` = {}: most disk its log used (and its run time)",
+            bytes(n),
+            bytes(cap)
+        ),
+        format!("{} ({})", bytes(most), ms(took)),
+        "—".into(),
+        "≤ max_bytes + 1 MiB",
+        most <= cap + (1 << 20),
     ))
 }

@@ -142,6 +142,20 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     rows.push(rt.block_on(figures::list_all(&agentd, &client, sizes))?);
     step("big output");
     rows.push(rt.block_on(figures::big_output(&agentd, &client, sizes))?);
+    step("capped output");
+    drop(client);
+    drop(agentd);
+    std::fs::create_dir_all(tmp.path().join("capped"))?;
+    let capped = agentd_side::Agentd::start_with_config(
+        &bin_dir,
+        &tmp.path().join("capped"),
+        Some(&format!(
+            "[output]\nmax_bytes = {}\n",
+            sizes.capped_output.1
+        )),
+    )?;
+    let client = rt.block_on(capped.client())?;
+    rows.push(rt.block_on(figures::capped_output(&capped, &client, sizes))?);
 
     let date = time::OffsetDateTime::now_utc().date();
     let header = format!(

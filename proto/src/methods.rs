@@ -250,6 +250,24 @@ pub struct OutputResult {
     pub total_bytes: u64,
     /// True when the job has finished and `next_offset == total_bytes`.
     pub complete: bool,
+    /// The bytes agentd dropped to keep the log within `[output] max_bytes`
+    /// (the job wrote more: its head and newest tail are kept), or `null`
+    /// when nothing was dropped. A read never returns them: one that starts
+    /// inside the range starts at its end (`offset` says where), one that
+    /// reaches it stops at its start. An agentd without the cap leaves it
+    /// out.
+    #[serde(default)]
+    pub dropped: Option<DroppedRange>,
+}
+
+/// A range of a job's output that was dropped: bytes `[from, to)`, offsets
+/// counted over everything the job wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedRange {
+    /// Offset of the first dropped byte.
+    pub from: u64,
+    /// Offset just past the last dropped byte (where the kept tail starts).
+    pub to: u64,
 }
 
 /// Params of `job.kill`.

@@ -95,6 +95,7 @@ pub async fn follow(
                 wait_ms: Some(FOLLOW_WAIT_MS),
             })
             .await?;
+        say_dropped(offset, &chunk);
         out.write_all(chunk.data.as_bytes())?;
         out.flush()?;
         offset = chunk.next_offset;
@@ -123,12 +124,24 @@ async fn copy_to_end(
                 wait_ms: None,
             })
             .await?;
+        say_dropped(offset, &chunk);
         out.write_all(chunk.data.as_bytes())?;
         out.flush()?;
         offset = chunk.next_offset;
         if chunk.data.is_empty() || chunk.next_offset >= chunk.total_bytes {
             return Ok(());
         }
+    }
+}
+
+/// Says on stderr that the output cap dropped bytes where a read asked for
+/// `offset` and got bytes from further on.
+fn say_dropped(offset: u64, chunk: &OutputResult) {
+    if chunk.offset > offset {
+        eprintln!(
+            "agentctl: [{} bytes of output dropped here: the job wrote more than agentd's [output] max_bytes]",
+            chunk.offset - offset
+        );
     }
 }
 
@@ -142,6 +155,7 @@ async fn tail_lines(client: &mut Reconnecting, id: &str, n: u64) -> anyhow::Resu
         data: mut text,
         offset: mut start,
         next_offset: end,
+        dropped,
         ..
     } = client
         .call::<JobOutput>(&OutputParams {
@@ -156,10 +170,13 @@ async fn tail_lines(client: &mut Reconnecting, id: &str, n: u64) -> anyhow::Resu
         if let Some(cut) = last_lines_start(&text, n) {
             return Ok((text.split_off(cut), end));
         }
-        if start == 0 {
+        // Nothing before the output's start, nor before the end of what
+        // the output cap dropped (the kept head is not the tail).
+        let floor = dropped.filter(|d| start >= d.to).map_or(0, |d| d.to);
+        if start <= floor || dropped.is_some_and(|d| (d.from..d.to).contains(&start)) {
             return Ok((text, end));
         }
-        let from = start.saturating_sub(CHUNK);
+        let from = start.saturating_sub(CHUNK).max(floor);
         let earlier = client
             .call::<JobOutput>(&OutputParams {
                 id: id.to_string(),

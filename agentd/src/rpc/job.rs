@@ -347,9 +347,8 @@ pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, Rp
 
     if let Some(n) = p.tail {
         let finished = *done.borrow();
-        let (data, total) = read(&log, move |l| output::read_tail(l, n)).await?;
-        let offset = total - data.len() as u64;
-        return Ok(result(data, offset, total, finished));
+        let chunk = read(&log, move |l| output::read_tail(l, n)).await?;
+        return Ok(result(chunk, finished));
     }
     let offset = p.offset.unwrap_or(0);
     let limit = p.limit.unwrap_or(DEFAULT_OUTPUT_LIMIT);
@@ -372,9 +371,9 @@ pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, Rp
     };
     loop {
         let finished = *done.borrow_and_update();
-        let (data, total) = read(&log, move |l| output::read_range(l, offset, limit)).await?;
-        if !data.is_empty() || finished || Instant::now() >= deadline {
-            return Ok(result(data, offset, total, finished));
+        let chunk = read(&log, move |l| output::read_range(l, offset, limit)).await?;
+        if !chunk.data.is_empty() || finished || Instant::now() >= deadline {
+            return Ok(result(chunk, finished));
         }
         tokio::select! {
             _ = async { match &mut growth { Some(g) => g.changed().await, None => std::future::pending().await } } => {}
@@ -383,16 +382,16 @@ pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, Rp
             _ = d.shutting_down() => {}
         }
         if d.shutdown_requested().is_some() {
-            let (data, total) = read(&log, move |l| output::read_range(l, offset, limit)).await?;
-            return Ok(result(data, offset, total, *done.borrow()));
+            let chunk = read(&log, move |l| output::read_range(l, offset, limit)).await?;
+            return Ok(result(chunk, *done.borrow()));
         }
     }
 }
 
 async fn read(
     log: &Path,
-    f: impl FnOnce(&Path) -> std::io::Result<(Vec<u8>, u64)> + Send + 'static,
-) -> Result<(Vec<u8>, u64), RpcError> {
+    f: impl FnOnce(&Path) -> std::io::Result<output::Chunk> + Send + 'static,
+) -> Result<output::Chunk, RpcError> {
     let log = log.to_owned();
     tokio::task::spawn_blocking(move || f(&log))
         .await
@@ -400,14 +399,17 @@ async fn read(
         .map_err(|e| RpcError::internal(format!("cannot read the output log: {e}")))
 }
 
-fn result(data: Vec<u8>, offset: u64, total: u64, finished: bool) -> OutputResult {
-    let next_offset = offset + data.len() as u64;
+fn result(chunk: output::Chunk, finished: bool) -> OutputResult {
+    let next_offset = chunk.offset + chunk.data.len() as u64;
     OutputResult {
-        data: String::from_utf8_lossy(&data).into_owned(),
-        offset,
+        data: String::from_utf8_lossy(&chunk.data).into_owned(),
+        offset: chunk.offset,
         next_offset,
-        total_bytes: total,
-        complete: finished && next_offset >= total,
+        total_bytes: chunk.total,
+        complete: finished && next_offset >= chunk.total,
+        dropped: chunk
+            .dropped
+            .map(|(from, to)| agentd_proto::methods::DroppedRange { from, to }),
     }
 }
 

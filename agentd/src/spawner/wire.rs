@@ -48,6 +48,8 @@ pub struct Request {
     /// The job's sandbox and limits ([`crate::sandbox::Policy::encode`];
     /// empty for none).
     pub policy: String,
+    /// The output cap in bytes (`[output] max_bytes`); 0 for none.
+    pub max_output: u64,
     /// Variables laid over the spawner's environment.
     pub env: Vec<(OsString, OsString)>,
 }
@@ -65,6 +67,7 @@ impl Request {
         put(self.cwd.as_os_str().as_bytes());
         put(self.command.as_bytes());
         put(self.policy.as_bytes());
+        put(self.max_output.to_string().as_bytes());
         for (k, v) in &self.env {
             put(k.as_bytes());
             put(v.as_bytes());
@@ -92,6 +95,10 @@ impl Request {
             .ok_or_else(|| bad("no sandbox policy"))?
             .into_string()
             .map_err(|_| bad("a sandbox policy that is not UTF-8"))?;
+        let max_output = parts
+            .next()
+            .and_then(|m| m.to_str()?.parse().ok())
+            .ok_or_else(|| bad("no output cap"))?;
         let rest: Vec<OsString> = parts.collect();
         if !rest.len().is_multiple_of(2) {
             return Err(bad("an environment variable without a value"));
@@ -107,6 +114,7 @@ impl Request {
             cwd: cwd.into(),
             command,
             policy,
+            max_output,
             env,
         })
     }
@@ -233,6 +241,7 @@ mod tests {
             cwd: "/work dir".into(),
             command: OsString::from_vec(b"echo \xff; exit 3".to_vec()),
             policy: r#"{"sandbox":{"mode":"read-only"}}"#.into(),
+            max_output: 1 << 30,
             env: vec![("A".into(), "".into()), ("B".into(), "x=y".into())],
         };
         let frame = req.encode();

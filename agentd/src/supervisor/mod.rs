@@ -10,6 +10,7 @@
 //! timeouts signal the job's process group directly.
 
 pub mod adopt;
+pub mod cap;
 pub mod group;
 pub mod output;
 pub mod record;
@@ -247,6 +248,7 @@ async fn spawn(
         cwd: PathBuf::from(&job.cwd),
         command: job.command.clone().into(),
         policy: policy.encode(),
+        max_output: daemon.config.output_max_bytes,
         env: env
             .into_iter()
             .flatten()
@@ -377,13 +379,21 @@ pub async fn finish(daemon: &Daemon, mut job: Job, started: Option<Instant>) {
             .unwrap_or(0)
     };
     let log = output::path(&daemon.config.state_dir, &job.id);
-    let (tail, total) = tokio::task::spawn_blocking(move || output::read_tail(&log, tail_bytes))
+    let tail = tokio::task::spawn_blocking(move || output::read_tail(&log, tail_bytes))
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    job.output_bytes = total;
-    let tail = String::from_utf8_lossy(&tail).into_owned();
+    job.output_bytes = tail.total;
+    if let Some((from, to)) = tail.dropped {
+        job.reason.get_or_insert_with(|| {
+            format!(
+                "output truncated: the job wrote {} bytes, more than [output] max_bytes; bytes {from}..{to} were dropped, the head and the newest tail kept",
+                tail.total
+            )
+        });
+    }
+    let tail = String::from_utf8_lossy(&tail.data).into_owned();
     if let Err(e) = daemon.store.finish(job, tail).await {
         tracing::error!("cannot record a job's end durably: {e}");
     }

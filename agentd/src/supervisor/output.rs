@@ -54,35 +54,88 @@ pub fn open_for_job(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Bytes `[offset, offset + limit)` and the file's size. A missing file
-/// reads as empty.
-///
-/// Errors: the file exists but cannot be read.
-pub fn read_range(path: &Path, offset: u64, limit: u64) -> io::Result<(Vec<u8>, u64)> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
-    };
-    let total = file.metadata()?.len();
-    if offset >= total {
-        return Ok((Vec::new(), total));
-    }
-    file.seek(SeekFrom::Start(offset))?;
-    let want = limit.min(total - offset);
-    let mut data = Vec::with_capacity(want as usize);
-    file.take(want).read_to_end(&mut data)?;
-    Ok((data, total))
+/// What a read of the output log returned.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// The bytes read.
+    pub data: Vec<u8>,
+    /// Offset of the first byte in `data`: the one asked for, or the end of
+    /// the dropped range when the read started inside it.
+    pub offset: u64,
+    /// The log's size: every byte the job wrote, dropped ones included.
+    pub total: u64,
+    /// Bytes `[from, to)` dropped by the output cap ([`super::cap`]).
+    pub dropped: Option<(u64, u64)>,
 }
 
-/// The last `n` bytes and the file's size.
+/// Bytes `[offset, offset + limit)`, skipping what the output cap dropped
+/// (a read starting inside the dropped range starts at its end; one
+/// reaching it stops at its start). A missing file reads as empty.
+///
+/// Errors: the file exists but cannot be read.
+pub fn read_range(path: &Path, offset: u64, limit: u64) -> io::Result<Chunk> {
+    let Some(mut file) = open_existing(path)? else {
+        return Ok(Chunk {
+            offset,
+            ..Chunk::default()
+        });
+    };
+    let total = file.metadata()?.len();
+    let dropped = super::cap::dropped(&file, total)?;
+    read_at(&mut file, offset, limit, total, dropped)
+}
+
+/// The last `n` bytes (fewer when they would reach into the dropped
+/// range).
 ///
 /// Errors: as [`read_range`].
-pub fn read_tail(path: &Path, n: u64) -> io::Result<(Vec<u8>, u64)> {
-    let total = size(path)?;
+pub fn read_tail(path: &Path, n: u64) -> io::Result<Chunk> {
+    let Some(mut file) = open_existing(path)? else {
+        return Ok(Chunk::default());
+    };
+    let total = file.metadata()?.len();
+    let dropped = super::cap::dropped(&file, total)?;
     let start = total.saturating_sub(n);
-    let (data, total) = read_range(path, start, total - start)?;
-    Ok((data, total))
+    read_at(&mut file, start, total - start, total, dropped)
+}
+
+fn open_existing(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_at(
+    file: &mut File,
+    offset: u64,
+    limit: u64,
+    total: u64,
+    dropped: Option<(u64, u64)>,
+) -> io::Result<Chunk> {
+    let mut start = offset;
+    let mut end = offset.saturating_add(limit).min(total);
+    if let Some((from, to)) = dropped {
+        if (from..to).contains(&start) {
+            start = to;
+            end = to.saturating_add(limit).min(total);
+        } else if start < from {
+            end = end.min(from);
+        }
+    }
+    let mut data = Vec::new();
+    if start < end {
+        file.seek(SeekFrom::Start(start))?;
+        data.reserve((end - start) as usize);
+        file.take(end - start).read_to_end(&mut data)?;
+    }
+    Ok(Chunk {
+        data,
+        offset: start,
+        total,
+        dropped,
+    })
 }
 
 /// The file's size; 0 when it does not exist.
@@ -275,12 +328,20 @@ mod tests {
     fn ranges_and_tails() {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "job");
-        assert_eq!(read_range(&p, 0, 10).unwrap(), (vec![], 0));
+        let read = |o, l| {
+            let c = read_range(&p, o, l).unwrap();
+            (c.data, c.total)
+        };
+        assert_eq!(read(0, 10), (vec![], 0));
         create(&p).unwrap();
         append_line(&p, "hello world").unwrap();
-        assert_eq!(read_range(&p, 6, 5).unwrap(), (b"world".to_vec(), 12));
-        assert_eq!(read_range(&p, 50, 5).unwrap(), (vec![], 12));
-        assert_eq!(read_tail(&p, 6).unwrap(), (b"world\n".to_vec(), 12));
-        assert_eq!(read_tail(&p, 100).unwrap().0.len(), 12);
+        assert_eq!(read(6, 5), (b"world".to_vec(), 12));
+        assert_eq!(read(50, 5), (vec![], 12));
+        let tail = read_tail(&p, 6).unwrap();
+        assert_eq!(
+            (tail.data, tail.offset, tail.total),
+            (b"world\n".to_vec(), 6, 12)
+        );
+        assert_eq!(read_tail(&p, 100).unwrap().data.len(), 12);
     }
 }

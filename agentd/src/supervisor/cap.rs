@@ -1,0 +1,171 @@
+//! The output cap (`[output] max_bytes`, docs/limits.md): a job that writes
+//! more than the cap keeps the head of its output and the newest tail, and
+//! the middle is dropped by punching a hole in its log
+//! (`fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`). The hole frees
+//! the disk blocks but keeps every offset and the log's size, which stays
+//! the count of every byte the job wrote (`output_bytes`), and the job's
+//! processes go on appending to the same file.
+//!
+//! The job's shim enforces the cap ([`enforce`]): a thread blocked on an
+//! inotify watch of the log, woken only when the log is written, so a quiet
+//! job costs no CPU, and the cap holds whether or not agentd runs. Readers
+//! find the dropped range in the file itself ([`dropped`], with `SEEK_HOLE`
+//! and `SEEK_DATA`): there is no second record to keep in step.
+//!
+//! The head kept is half the cap (rounded down to the file system's block
+//! size); the tail is the rest, so the log never holds more than the cap,
+//! plus what the job writes between two wake-ups of the thread.
+
+use rustix::fs::{FallocateFlags, SeekFrom};
+use rustix::io::Errno;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Smallest cap accepted (64 KiB): below it the head and the tail would be
+/// a few blocks each.
+pub const MIN_MAX_BYTES: u64 = 64 * 1024;
+
+/// Default cap: 1 GiB (DESIGN.md, "A daemon for a lifetime").
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+
+/// Bytes kept at the head of a capped log: half of `max`, rounded down to
+/// a multiple of `block` (a hole frees whole blocks only).
+pub fn head(max: u64, block: u64) -> u64 {
+    max / 2 / block * block
+}
+
+/// Drops the middle of the log `file` if it holds more than `max` bytes:
+/// punches a hole from the head's end to where the newest `max - head`
+/// bytes begin (rounded up to a block). Punching again what is a hole
+/// already is harmless, so any caller may trim at any time.
+///
+/// Errors: the file cannot be examined, or the file system cannot punch
+/// holes (`EOPNOTSUPP`).
+pub fn trim(file: &File, max: u64) -> io::Result<()> {
+    let meta = file.metadata()?;
+    let size = meta.len();
+    if max == 0 || size <= max {
+        return Ok(());
+    }
+    let block = meta.blksize().max(512);
+    let from = head(max, block);
+    let to = (size - (max - from)).div_ceil(block) * block;
+    // Never into the block the job is appending to.
+    let to = to.min(size / block * block);
+    if to > from {
+        rustix::fs::fallocate(
+            file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            from,
+            to - from,
+        )?;
+    }
+    Ok(())
+}
+
+/// The range `[from, to)` of the log that the cap dropped, found as the
+/// log's first hole; `None` when it has none. `total` is the log's size.
+///
+/// Errors: the file cannot be examined.
+pub fn dropped(file: &File, total: u64) -> io::Result<Option<(u64, u64)>> {
+    if total == 0 {
+        return Ok(None);
+    }
+    let from = match rustix::fs::seek(file, SeekFrom::Hole(0)) {
+        Ok(from) => from,
+        // No holes on this file system, or none to report.
+        Err(Errno::NXIO | Errno::INVAL | Errno::OPNOTSUPP) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if from >= total {
+        return Ok(None);
+    }
+    let to = match rustix::fs::seek(file, SeekFrom::Data(from)) {
+        Ok(to) => to.min(total),
+        // Hole to the end: the tail is being written.
+        Err(Errno::NXIO) => total,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some((from, to)))
+}
+
+/// Starts the shim's cap thread for the log at `path`: woken by inotify at
+/// each write to the log, it trims it (see [`trim`]) until the process
+/// exits. The shim calls [`trim`] once more after the job's end. Problems
+/// are written to stderr, which is the job's log, once.
+///
+/// Errors: inotify cannot watch the log, or the thread cannot start (the
+/// job then runs uncapped).
+pub fn enforce(path: &Path, max: u64) -> io::Result<()> {
+    use rustix::fs::inotify;
+    let file = File::options().write(true).open(path)?;
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC)?;
+    inotify::add_watch(&fd, path, inotify::WatchFlags::MODIFY)?;
+    let shown: PathBuf = path.to_owned();
+    std::thread::Builder::new()
+        .name("cap".into())
+        .spawn(move || {
+            let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+            let mut events = inotify::Reader::new(&fd, &mut buf);
+            loop {
+                match events.next() {
+                    Ok(_) => {}
+                    Err(Errno::INTR) => continue,
+                    Err(e) => {
+                        eprintln!("agentd shim: watching {} failed: {e}", shown.display());
+                        return;
+                    }
+                }
+                if let Err(e) = trim(&file, max) {
+                    eprintln!(
+                        "agentd shim: cannot keep the output within [output] max_bytes ({max}): {e}"
+                    );
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_trimmed_log_keeps_its_size_head_and_tail_and_reports_the_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        let mut f = File::options()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)
+            .unwrap();
+        let chunk: Vec<u8> = (0..=255u8).cycle().take(64 * 1024).collect();
+        for _ in 0..16 {
+            f.write_all(&chunk).unwrap();
+        }
+        let max = 256 * 1024;
+        trim(&f, max).unwrap();
+        let total = f.metadata().unwrap().len();
+        assert_eq!(total, 16 * 64 * 1024, "the size counts every byte");
+        let Some((from, to)) = dropped(&f, total).unwrap() else {
+            // A file system without holes (the cap then does not apply).
+            return;
+        };
+        let block = f.metadata().unwrap().blksize();
+        assert_eq!(from, head(max, block));
+        assert!(total - to <= max - from, "{from} {to}");
+        assert!(f.metadata().unwrap().blocks() * 512 <= max + block);
+        // Trimming again changes nothing; appending moves the gap's end.
+        trim(&f, max).unwrap();
+        assert_eq!(dropped(&f, total).unwrap(), Some((from, to)));
+        f.write_all(&chunk).unwrap();
+        trim(&f, max).unwrap();
+        let (_, to2) = dropped(&f, total + chunk.len() as u64).unwrap().unwrap();
+        assert_eq!(to2, to + chunk.len() as u64);
+    }
+}
