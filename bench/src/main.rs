@@ -14,6 +14,7 @@ mod figures;
 mod procfs;
 mod pueue_side;
 mod report;
+mod sandbox;
 mod stats;
 
 use anyhow::{Context, bail};
@@ -140,6 +141,10 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     step("pipelined burst");
     rows.push(rt.block_on(figures::burst(&client, sizes))?);
     rows.push(rt.block_on(figures::list_all(&agentd, &client, sizes))?);
+    step("sandbox set-up");
+    let cwd = tmp.path().display().to_string();
+    rows.push(rt.block_on(sandbox::submit_round_trip(&client, sizes.cli_samples, &cwd))?);
+    rows.push(rt.block_on(sandbox::burst(&client, sizes.burst / 3, &cwd))?);
     step("big output");
     rows.push(rt.block_on(figures::big_output(&agentd, &client, sizes))?);
     step("capped output");

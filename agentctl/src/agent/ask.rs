@@ -47,6 +47,7 @@ pub async fn run(
     session: &str,
     wait: bool,
     workdir: Option<PathBuf>,
+    sandbox: Option<agentd_proto::SandboxMode>,
     prompt: &str,
 ) -> anyhow::Result<ExitCode> {
     if prompt.trim().is_empty() {
@@ -54,7 +55,8 @@ pub async fn run(
             "the prompt is empty: say what to ask, e.g. agentctl ask 'what does this repo do?'"
         );
     }
-    let config = super::load_config().await?;
+    let mut config = super::load_config().await?;
+    config.apply_sandbox_flag(sandbox);
     let workdir = super::workdir(workdir)?;
     // SIGINT cancels the turn the way Ctrl-C does in chat (taken from
     // here on, so it never kills us half-way through a write).

@@ -1,9 +1,11 @@
 //! The agent's settings: `$XDG_CONFIG_HOME/agentctl/config.toml` (optional:
 //! `provider`, `model`, `max_tokens`, `max_tokens_param`,
-//! `context_window_tokens`, `[retention] max_age_days`), overridden by the environment
+//! `context_window_tokens`, `[retention] max_age_days`, `[sandbox] mode`,
+//! `network`, `writable`), overridden by the environment
 //! (docs/agent.md, "Config file" and "Environment"). API keys come from the
 //! environment only and are never written anywhere.
 
+use agentd_proto::{Sandbox, SandboxMode};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -104,6 +106,81 @@ struct FileConfig {
     max_tokens_param: Option<String>,
     context_window_tokens: Option<u64>,
     retention: Option<RetentionFile>,
+    sandbox: Option<SandboxFile>,
+}
+
+/// The file's `[sandbox]` table: how the agent's `bash` and
+/// `background_run` jobs are confined (docs/sandbox.md, "The agent").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SandboxFile {
+    /// `workspace-write` (default), `read-only` or `none`.
+    mode: Option<String>,
+    /// Whether the commands may use the network (default true).
+    network: Option<bool>,
+    /// Writable paths beside the workspace; replaces [`default_writable`].
+    writable: Option<Vec<String>>,
+}
+
+/// The paths the agent's commands may write beside the workspace unless
+/// the config file's `[sandbox] writable` says otherwise, so that builds
+/// and package managers work: the cargo home and rustup home (`$CARGO_HOME`,
+/// `$RUSTUP_HOME`, else `~/.cargo`, `~/.rustup`), the npm cache (`~/.npm`),
+/// the user's cache dir (`$XDG_CACHE_HOME`, else `~/.cache`: pip, yarn,
+/// pnpm, go-build, sccache…) and the Go module path (`$GOPATH`, else
+/// `~/go`); only those that exist, as agentd refuses missing paths.
+pub fn default_writable() -> Vec<String> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let var_or_home = |var: &str, sub: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(sub)))
+    };
+    [
+        var_or_home("CARGO_HOME", ".cargo"),
+        var_or_home("RUSTUP_HOME", ".rustup"),
+        home.as_ref().map(|h| h.join(".npm")),
+        var_or_home("XDG_CACHE_HOME", ".cache"),
+        var_or_home("GOPATH", "go"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| p.is_absolute() && p.is_dir())
+    .filter_map(|p| p.into_os_string().into_string().ok())
+    .collect()
+}
+
+/// The sandbox of the agent's commands from the config file's table
+/// (defaults: `workspace-write`, network on, [`default_writable`]).
+///
+/// Errors: an unknown mode; a relative writable path.
+fn sandbox_from(file: Option<SandboxFile>) -> anyhow::Result<Sandbox> {
+    let file = file.unwrap_or_default();
+    let mode = match file.mode {
+        Some(m) => m
+            .parse::<SandboxMode>()
+            .map_err(|e| anyhow::anyhow!("[sandbox] mode: {e}"))?,
+        None => SandboxMode::WorkspaceWrite,
+    };
+    let writable = match file.writable {
+        Some(list) => {
+            if let Some(rel) = list.iter().find(|p| !std::path::Path::new(p).is_absolute()) {
+                bail!("[sandbox] writable: {rel:?} is not an absolute path");
+            }
+            list
+        }
+        None => default_writable(),
+    };
+    Ok(Sandbox {
+        mode,
+        writable: if mode == SandboxMode::WorkspaceWrite {
+            writable
+        } else {
+            Vec::new()
+        },
+        network: Some(file.network.unwrap_or(true)),
+    })
 }
 
 /// The file's `[retention]` table.
@@ -141,6 +218,10 @@ pub struct Config {
     /// `context_window_tokens`, else [`super::context::default_window`]
     /// for the model.
     pub context_window_tokens: u64,
+    /// How the `bash` and `background_run` jobs are confined: the file's
+    /// `[sandbox]`, else `workspace-write` with the network on and
+    /// [`default_writable`]; `--sandbox` on `ask`/`chat` overrides the mode.
+    pub sandbox: Sandbox,
 }
 
 impl std::fmt::Debug for Config {
@@ -152,6 +233,7 @@ impl std::fmt::Debug for Config {
             .field("max_tokens_param", &self.max_tokens_param)
             .field("base_url", &self.base_url)
             .field("context_window_tokens", &self.context_window_tokens)
+            .field("sandbox", &self.sandbox)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -196,7 +278,8 @@ impl Config {
     /// Errors: the file is not valid TOML of the expected shape; the
     /// provider name is unknown; the Anthropic provider has no key.
     pub fn load() -> anyhow::Result<Config> {
-        let file = read_file()?;
+        let mut file = read_file()?;
+        let sandbox = sandbox_from(file.sandbox.take())?;
         let provider_name = env("AGENTCTL_PROVIDER")
             .or(file.provider)
             .unwrap_or_else(|| "anthropic".into());
@@ -250,7 +333,34 @@ impl Config {
             max_tokens_param,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
+            sandbox,
         })
+    }
+
+    /// Applies `ask`/`chat`'s `--sandbox MODE`: the mode replaces the
+    /// config's (writable paths are kept only for `workspace-write`).
+    /// Turning the sandbox off says so on stderr, loudly, once.
+    pub fn apply_sandbox_flag(&mut self, mode: Option<SandboxMode>) {
+        let Some(mode) = mode else {
+            return;
+        };
+        if mode != SandboxMode::WorkspaceWrite {
+            self.sandbox.writable.clear();
+        } else if self.sandbox.writable.is_empty() {
+            self.sandbox.writable = default_writable();
+        }
+        self.sandbox.mode = mode;
+        if mode == SandboxMode::None {
+            eprintln!(
+                "agentctl: WARNING: --sandbox none: the model's commands run with all your rights \
+                 (they can write anywhere you can{})",
+                if self.sandbox.network_allowed() {
+                    ""
+                } else {
+                    "; the network stays off as configured"
+                }
+            );
+        }
     }
 
     /// True when no model was named and the server is an OpenAI-compatible
@@ -303,6 +413,36 @@ mod tests {
         assert!("max_tokens".parse::<TokenParam>().is_ok());
         let err = "max_output_tokens".parse::<TokenParam>().unwrap_err();
         assert!(err.to_string().contains("max_completion_tokens"), "{err}");
+    }
+
+    #[test]
+    fn the_agent_sandbox_defaults_to_workspace_write_with_the_network_on() {
+        let s = sandbox_from(None).unwrap();
+        assert_eq!(s.mode, SandboxMode::WorkspaceWrite);
+        assert_eq!(s.network, Some(true));
+        let s = sandbox_from(Some(SandboxFile {
+            mode: Some("read-only".into()),
+            network: Some(false),
+            writable: Some(vec!["/x".into()]),
+        }))
+        .unwrap();
+        assert_eq!(
+            (s.mode, s.network, s.writable.len()),
+            (SandboxMode::ReadOnly, Some(false), 0)
+        );
+        let e = sandbox_from(Some(SandboxFile {
+            writable: Some(vec!["rel".into()]),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert!(e.to_string().contains("not an absolute path"), "{e}");
+        assert!(
+            sandbox_from(Some(SandboxFile {
+                mode: Some("off".into()),
+                ..Default::default()
+            }))
+            .is_err()
+        );
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub enum AgentCommand {
         /// The workspace the tools work in [default: current directory].
         #[arg(long, value_name = "DIR")]
         workdir: Option<PathBuf>,
+        /// Confine the model's commands: workspace-write, read-only or
+        /// none (no sandbox at all) [default: the config's `[sandbox] mode`,
+        /// else workspace-write]
+        #[arg(long, value_name = "MODE", value_parser = parse_sandbox_mode)]
+        sandbox: Option<agentd_proto::SandboxMode>,
         /// What to ask.
         #[arg(required = true, value_name = "PROMPT")]
         prompt: Vec<String>,
@@ -63,6 +68,11 @@ pub enum AgentCommand {
         /// The workspace the tools work in [default: current directory].
         #[arg(long, value_name = "DIR")]
         workdir: Option<PathBuf>,
+        /// Confine the model's commands: workspace-write, read-only or
+        /// none (no sandbox at all) [default: the config's `[sandbox] mode`,
+        /// else workspace-write]
+        #[arg(long, value_name = "MODE", value_parser = parse_sandbox_mode)]
+        sandbox: Option<agentd_proto::SandboxMode>,
     },
     /// List the agent's sessions; show or remove one.
     #[command(
@@ -101,19 +111,21 @@ pub async fn run(global: &GlobalOpts, cmd: AgentCommand) -> anyhow::Result<ExitC
             session,
             wait,
             workdir,
+            sandbox,
             prompt,
         } => {
             sessions::apply_retention();
             let session = session.unwrap_or_else(|| DEFAULT_SESSION.into());
-            ask::run(global, &session, wait, workdir, &prompt.join(" ")).await
+            ask::run(global, &session, wait, workdir, sandbox, &prompt.join(" ")).await
         }
         AgentCommand::Chat {
             session,
             continue_,
             workdir,
+            sandbox,
         } => {
             sessions::apply_retention();
-            repl::run(global, session, continue_, workdir).await
+            repl::run(global, session, continue_, workdir, sandbox).await
         }
         AgentCommand::Sessions { cmd } => sessions::run(global, cmd).await,
         AgentCommand::Compact { session, workdir } => {
@@ -142,6 +154,11 @@ pub async fn load_config() -> anyhow::Result<config::Config> {
         config.model = provider::openai::only_served_model(&http, &config).await?;
     }
     Ok(config)
+}
+
+/// Parses `--sandbox MODE`.
+fn parse_sandbox_mode(s: &str) -> Result<agentd_proto::SandboxMode, String> {
+    s.parse()
 }
 
 /// The workspace: `--workdir`, else the current directory.

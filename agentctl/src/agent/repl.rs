@@ -119,8 +119,10 @@ pub async fn run(
     session: Option<String>,
     continue_: bool,
     workdir: Option<PathBuf>,
+    sandbox: Option<agentd_proto::SandboxMode>,
 ) -> anyhow::Result<ExitCode> {
-    let config = super::load_config().await?;
+    let mut config = super::load_config().await?;
+    config.apply_sandbox_flag(sandbox);
     let workdir = super::workdir(workdir)?;
     let name = match (session, continue_) {
         (Some(name), _) => name,

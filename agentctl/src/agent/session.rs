@@ -133,6 +133,7 @@ impl Session {
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
             .map_err(|_| anyhow::anyhow!("session {name} is in use by another agentctl"))?;
         let transcript = Transcript::open(&path)?;
+        let sandbox = config.sandbox.clone();
         let provider = Provider::new(config)?;
         let mut session = Session {
             name: name.to_string(),
@@ -144,6 +145,7 @@ impl Session {
                 session: name.to_string(),
                 workdir: workdir.clone(),
                 env: config::job_env(),
+                sandbox,
             },
             specs: tools::specs(),
             system: system_prompt(&workdir),

@@ -27,6 +27,8 @@ pub struct ToolContext {
     pub workdir: PathBuf,
     /// The environment jobs get (API keys removed).
     pub env: BTreeMap<String, String>,
+    /// How the jobs are confined (config `[sandbox]`, `--sandbox`).
+    pub sandbox: agentd_proto::Sandbox,
 }
 
 /// A tool's result.

@@ -52,7 +52,7 @@ async fn submit(
             session: Some(ctx.session.clone()),
             label: Some(label.to_string()),
             tail_bytes: Some(TAIL_BYTES),
-            sandbox: None,
+            sandbox: Some(ctx.sandbox.clone()).filter(|s| s.restricts()),
             limits: None,
         })
         .await
@@ -149,11 +149,61 @@ pub async fn bash(ctx: &ToolContext, input: &Value) -> Result<Outcome, Outcome> 
         content.push('\n');
     }
     content.push_str(&format!("[{}]", state_text(&job)));
+    if let Some(note) = sandbox_note(ctx, &job, &content) {
+        content.push('\n');
+        content.push_str(&note);
+    }
     Ok(Outcome {
         content,
         is_error: false,
         fg_job: Some(job.id),
     })
+}
+
+/// What the model should know when a sandboxed command failed: the job's
+/// `reason` when it was not started (a sandbox this kernel cannot
+/// enforce), or, when its output says a write or connection was refused,
+/// what the sandbox allows and that the user decides about more.
+pub fn sandbox_note(ctx: &ToolContext, job: &Job, output: &str) -> Option<String> {
+    let sandbox = job.sandbox.as_ref().filter(|s| s.restricts())?;
+    if job.state == agentd_proto::JobState::Succeeded {
+        return None;
+    }
+    if job.pid.is_none()
+        && let Some(reason) = &job.reason
+    {
+        return Some(format!("[sandbox: {reason}]"));
+    }
+    let refused = [
+        "Permission denied",
+        "Operation not permitted",
+        "Read-only file system",
+    ]
+    .iter()
+    .any(|w| output.contains(w));
+    if !refused {
+        return None;
+    }
+    let mut allowed = match sandbox.mode {
+        agentd_proto::SandboxMode::WorkspaceWrite => {
+            let mut places = vec![ctx.workdir.display().to_string()];
+            places.extend(sandbox.writable.iter().cloned());
+            places.push("$TMPDIR".into());
+            format!("writes only to {}", places.join(", "))
+        }
+        agentd_proto::SandboxMode::ReadOnly => "writes only to $TMPDIR".to_string(),
+        agentd_proto::SandboxMode::None => "writes anywhere".to_string(),
+    };
+    if !sandbox.network_allowed() {
+        allowed.push_str(", and no network");
+    }
+    Some(format!(
+        "[sandbox: this command ran in the {} sandbox, which allows {allowed}; \
+         \"Permission denied\" above is most likely the sandbox refusing. Do not work around it: \
+         ask the user to allow the path (agentctl config [sandbox] writable) or to run \
+         agentctl with --sandbox none]",
+        sandbox.mode
+    ))
 }
 
 /// `background_run {command, timeout?}`: `Background task <short_id>
