@@ -7,6 +7,7 @@ pub mod agent;
 pub mod cli;
 pub mod connect;
 pub mod errors;
+pub mod integrations;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Agent commands.
     #[command(flatten)]
     Agent(agent::AgentCommand),
+    /// Commands for other coding agents (MCP server, hooks, integrate).
+    #[command(flatten)]
+    Integrations(integrations::IntegrationCommand),
 }
 
 /// Runs a parsed command line; the exit code is the command's.
@@ -68,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Jobs(cmd) => cli::run(&cli.global, cmd).await,
         Command::Agent(cmd) => agent::run(&cli.global, cmd).await,
+        Command::Integrations(cmd) => integrations::run(&cli.global, cmd).await,
     }
 }
 

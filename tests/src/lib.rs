@@ -7,6 +7,7 @@
 //! NAME` (cargo releases its build lock while tests run), so `cargo test`
 //! alone is enough.
 
+pub mod clients;
 pub mod fake_llm;
 use agentd_proto::Client;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,332 @@
+//! Handing an agent session's finished jobs to its model exactly once, in
+//! a `<background-results>` block (the same block agentctl's own agent
+//! gets: [`crate::agent::notifications::block`]).
+//!
+//! The hook and the MCP `results` tool run in separate processes, each of
+//! which may die at any point, so the hand-over is recorded in a file
+//! before anything is shown: [`take`] peeks the pending notifications,
+//! writes the highest `seq` it is about to hand over to
+//! `<state>/integrations/<session>/injected` (fsynced), and returns the
+//! block; the caller shows it and then calls [`finish`], which acks in
+//! agentd and removes the record. A run that died between the two finds
+//! the record next time and acks it without showing anything again, so a
+//! result is shown at most once and, unless a process dies in that window,
+//! exactly once.
+//!
+//! Results the model has already seen in a tool answer (`run` with
+//! `wait_secs`, `wait`) are listed in `<session>/shown` by the MCP server;
+//! they are acked without being shown again.
+//!
+//! Size: a block stays under [`MAX_BLOCK_CHARS`]. Each result keeps its
+//! output tail while that fits; later ones show their header and a pointer
+//! to the `output` tool; what does not fit at all stays pending for the
+//! next hand-over, and the block says how many are left.
+
+use crate::agent::notifications;
+use agentd_proto::methods::{AckParams, NotificationsAck, NotificationsPeek, PeekParams};
+use agentd_proto::{Client, Notification};
+use anyhow::Context;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Largest block handed over, in characters: agents put hook output into
+/// the model's context as it is (Claude Code caps hook output at 10,000
+/// characters), so longer output is left to the `output` tool.
+pub const MAX_BLOCK_CHARS: usize = 9_500;
+/// Longest command shown in a result's header, in characters.
+const MAX_COMMAND_CHARS: usize = 200;
+/// Most notifications looked at per hand-over.
+const PEEK_MAX: u64 = 50;
+
+/// A block ready to show and what to ack once it is shown.
+#[derive(Debug)]
+pub struct Handover {
+    /// The `<background-results>` block.
+    pub block: String,
+    /// Ack up to this `seq` once the block is shown.
+    pub up_to_seq: u64,
+    /// The jobs shown, oldest first.
+    pub shown: Vec<Notification>,
+}
+
+/// The directory holding the hand-over records of agentd session
+/// `session`: `$AGENTCTL_STATE_DIR/integrations/<session>`, else the same
+/// under agentctl's state directory (`~/.local/state/agentctl`).
+///
+/// Errors: no home directory and no `AGENTCTL_STATE_DIR`.
+pub fn state_dir(session: &str) -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("AGENTCTL_STATE_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => directories::ProjectDirs::from("", "", "agentctl")
+            .and_then(|d| d.state_dir().map(Path::to_path_buf))
+            .context("cannot find the home directory; set AGENTCTL_STATE_DIR")?,
+    };
+    Ok(base.join("integrations").join(session))
+}
+
+/// Takes the session's pending results for showing: completes a hand-over
+/// an earlier run recorded but did not ack, then peeks, records the new
+/// hand-over durably and returns it. `None` when there is nothing to show
+/// (results the model already saw in a tool answer are acked here).
+///
+/// Errors: agentd errors; the record cannot be read or written (then
+/// nothing must be shown).
+pub async fn take(client: &Client, session: &str) -> anyhow::Result<Option<Handover>> {
+    let dir = state_dir(session)?;
+    let record = dir.join("injected");
+    let recorded = read_record(&record).await?;
+    if let Some(seq) = recorded {
+        ack(client, session, seq).await?;
+        remove(&record).await;
+    }
+    let pending = client
+        .call::<NotificationsPeek>(&PeekParams {
+            session: Some(session.to_string()),
+            after_seq: recorded,
+            max: Some(PEEK_MAX),
+        })
+        .await?
+        .notifications;
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let seen = read_shown(&dir.join("shown")).await;
+    let Some(handover) = compose(pending, &seen) else {
+        return Ok(None);
+    };
+    if handover.shown.is_empty() {
+        // Only results the model saw already: consume them quietly.
+        ack(client, session, handover.up_to_seq).await?;
+        return Ok(None);
+    }
+    write_record(&dir, &record, handover.up_to_seq).await?;
+    Ok(Some(handover))
+}
+
+/// Acks a shown hand-over and drops its record.
+///
+/// Errors: agentd errors (the record stays, so the next [`take`] acks it).
+pub async fn finish(client: &Client, session: &str, handover: &Handover) -> anyhow::Result<()> {
+    ack(client, session, handover.up_to_seq).await?;
+    remove(&state_dir(session)?.join("injected")).await;
+    Ok(())
+}
+
+/// Notes that the model saw job `job_id`'s result in a tool answer, so no
+/// hand-over shows it again.
+///
+/// Errors: the file cannot be written.
+pub async fn note_shown(session: &str, job_id: &str) -> anyhow::Result<()> {
+    let dir = state_dir(session)?;
+    let line = format!("{job_id}\n");
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        create_dir(&dir)?;
+        let path = dir.join("shown");
+        // One short O_APPEND write: lines from two processes never mix.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
+    .await?
+}
+
+/// Builds the hand-over from pending notifications (oldest first): which
+/// to show, within [`MAX_BLOCK_CHARS`], and the `seq` to ack up to. `None`
+/// when `pending` is empty.
+pub fn compose(pending: Vec<Notification>, seen: &HashSet<String>) -> Option<Handover> {
+    let mut up_to_seq = None;
+    let mut shown: Vec<Notification> = Vec::new();
+    let mut used = notifications::block(&[]).len();
+    let total = pending.len();
+    let mut taken = 0;
+    for mut n in pending {
+        if seen.contains(&n.job_id) {
+            up_to_seq = Some(n.seq);
+            taken += 1;
+            continue;
+        }
+        if n.command.chars().count() > MAX_COMMAND_CHARS {
+            n.command = n
+                .command
+                .chars()
+                .take(MAX_COMMAND_CHARS)
+                .collect::<String>()
+                + "…";
+        }
+        let full = entry_len(&n);
+        // Room kept for the "N more" line.
+        let room = MAX_BLOCK_CHARS.saturating_sub(used + 120);
+        if full > room {
+            n.output_tail = format!(
+                "(output left out to keep this short: call the agentd `output` tool with id {})",
+                n.short_id
+            );
+            if entry_len(&n) > room {
+                break;
+            }
+        }
+        used += entry_len(&n);
+        up_to_seq = Some(n.seq);
+        shown.push(n);
+        taken += 1;
+    }
+    let up_to_seq = up_to_seq?;
+    let mut block = notifications::block(&shown);
+    if taken < total {
+        let more = format!(
+            "({} more results pending: they come with the next prompt, or call the agentd `results` tool)\n",
+            total - taken
+        );
+        let at = block.len() - "</background-results>".len();
+        block.insert_str(at, &more);
+    }
+    Some(Handover {
+        block,
+        up_to_seq,
+        shown,
+    })
+}
+
+/// Characters one notification adds to a block.
+fn entry_len(n: &Notification) -> usize {
+    notifications::block(std::slice::from_ref(n)).len() - notifications::block(&[]).len()
+}
+
+async fn ack(client: &Client, session: &str, up_to_seq: u64) -> anyhow::Result<()> {
+    client
+        .call::<NotificationsAck>(&AckParams {
+            session: Some(session.to_string()),
+            up_to_seq,
+        })
+        .await?;
+    Ok(())
+}
+
+/// The recorded `seq`, `None` when there is no record.
+async fn read_record(path: &Path) -> anyhow::Result<Option<u64>> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("{} holds no sequence number", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    })
+    .await?
+}
+
+/// Writes `seq` to `path` so that it survives a crash: a temp file,
+/// fsynced, renamed over the record, the directory fsynced.
+async fn write_record(dir: &Path, path: &Path, seq: u64) -> anyhow::Result<()> {
+    let (dir, path) = (dir.to_path_buf(), path.to_path_buf());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        create_dir(&dir)?;
+        let tmp = dir.join(format!("injected.{}.tmp", std::process::id()));
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(format!("{seq}\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    })
+    .await?
+}
+
+async fn remove(path: &Path) {
+    let path = path.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+}
+
+/// Job ids listed in the `shown` file (empty when there is none).
+async fn read_shown(path: &Path) -> HashSet<String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn create_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentd_proto::JobState;
+
+    fn note(seq: u64, tail: &str) -> Notification {
+        Notification {
+            seq,
+            job_id: format!("job-{seq}"),
+            short_id: format!("{seq:08x}"),
+            session: "s".into(),
+            state: JobState::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            command: format!("echo {seq}"),
+            duration_ms: Some(5),
+            output_tail: tail.into(),
+            finished_at: "2026-01-01T00:00:00Z".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn small_results_are_shown_whole() {
+        let h = compose(vec![note(1, "one\n"), note(2, "two\n")], &HashSet::new()).unwrap();
+        assert_eq!(h.up_to_seq, 2);
+        assert_eq!(
+            h.block,
+            "<background-results>\n[bg:00000001] succeeded (exit 0): echo 1\none\n\
+             [bg:00000002] succeeded (exit 0): echo 2\ntwo\n</background-results>"
+        );
+    }
+
+    #[test]
+    fn results_already_seen_are_consumed_not_shown() {
+        let seen = HashSet::from(["job-1".to_string()]);
+        let h = compose(vec![note(1, "one"), note(2, "two")], &seen).unwrap();
+        assert_eq!(h.up_to_seq, 2);
+        assert_eq!(h.shown.len(), 1);
+        assert!(!h.block.contains("echo 1"));
+        let h = compose(vec![note(1, "one")], &seen).unwrap();
+        assert!(h.shown.is_empty());
+        assert_eq!(h.up_to_seq, 1);
+    }
+
+    #[test]
+    fn a_long_batch_stays_under_the_limit_and_leaves_the_rest_pending() {
+        let tail = "x".repeat(1000);
+        let pending: Vec<_> = (1..=50).map(|s| note(s, &tail)).collect();
+        let h = compose(pending, &HashSet::new()).unwrap();
+        assert!(h.block.len() <= MAX_BLOCK_CHARS, "{}", h.block.len());
+        assert!(h.block.ends_with("</background-results>"));
+        assert!(h.block.contains("call the agentd `output` tool with id"));
+        let left = 50 - h.shown.len();
+        assert!(left > 0);
+        assert!(
+            h.block.contains(&format!("({left} more results pending")),
+            "{}",
+            h.block
+        );
+        assert_eq!(h.up_to_seq, h.shown.len() as u64);
+    }
+}
