@@ -205,6 +205,7 @@ impl AgentdServer {
                 states: (!all).then(|| vec![JobState::Queued, JobState::Running]),
                 session: Some(self.binding.session.clone()),
                 limit: Some(100),
+                ..ListParams::default()
             })
             .await
             .map_err(|e| e.to_string())?
