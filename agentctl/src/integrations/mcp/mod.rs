@@ -32,7 +32,7 @@ pub struct McpArgs {
     /// The agentd session this server's jobs belong to [default: claude-<id>
     /// from CLAUDE_CODE_SESSION_ID, else dir-<name>-<hash> of the project
     /// directory]
-    #[arg(long, value_name = "NAME")]
+    #[arg(short, long, value_name = "NAME")]
     pub session: Option<String>,
 }
 
