@@ -2,8 +2,10 @@
 //! thing faked. It listens on `127.0.0.1:0`, speaks just enough HTTP/1.1
 //! (one request per connection, `Connection: close`), and answers
 //!
-//! - `POST /v1/messages` as the Anthropic Messages API, streamed as SSE
-//!   when the body says `"stream": true`, else as one JSON message;
+//! - `POST /v1/messages` (any query string, e.g. Claude Code's
+//!   `?beta=true`) as the Anthropic Messages API, streamed as SSE when the
+//!   body says `"stream": true`, else as one JSON message;
+//!   `POST …/count_tokens` with a fixed count, not recorded;
 //! - `POST /chat/completions` (any prefix) as OpenAI chat completions,
 //!   streamed when the body says `"stream": true`, else as one completion.
 //!
@@ -290,6 +292,17 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, arrived: Arc<Condv
         return;
     };
     let arrived_at = std::time::Instant::now();
+    // The query string (Claude Code asks for `/v1/messages?beta=true`)
+    // does not change what is asked.
+    let path = path.split('?').next().unwrap_or_default().to_string();
+    if path.ends_with("/count_tokens") {
+        // Claude Code counts tokens now and then: a fixed count, not
+        // recorded with the model calls.
+        let response = json_response(&json!({"input_tokens": 1000}));
+        let _ = sock.write_all(response.as_bytes()).await;
+        let _ = sock.shutdown().await;
+        return;
+    }
     if path.ends_with("/models") {
         let ids = {
             let mut st = state.lock().unwrap();

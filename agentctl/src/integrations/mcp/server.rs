@@ -186,13 +186,13 @@ impl AgentdServer {
             .map_err(|e| format!("agentd refused the job: {e}"))?;
         let wait_secs = input.wait_secs.unwrap_or(0.0).clamp(0.0, WAIT_MAX_SECS);
         if wait_secs <= 0.0 {
-            return Ok((format::started(&job), to_value(&job)));
+            return Ok(job_answer(format::started(&job), &job, None));
         }
         let job = self.wait_for(&client, &job.id, wait_secs, &ctx).await?;
         if job.state.is_finished() {
             self.finished(&client, job).await
         } else {
-            Ok((format::started(&job), to_value(&job)))
+            Ok(job_answer(format::started(&job), &job, None))
         }
     }
 
@@ -252,7 +252,7 @@ impl AgentdServer {
         if job.state.is_finished() {
             self.finished(&client, job).await
         } else {
-            Ok((format::still_running(&job, secs), to_value(&job)))
+            Ok(job_answer(format::still_running(&job, secs), &job, None))
         }
     }
 
@@ -269,7 +269,7 @@ impl AgentdServer {
             .map_err(|e| job_error(&input.id, e))?;
         Ok((
             format!("Signalled. {}", format::header(&job)),
-            to_value(&job),
+            job_answer(String::new(), &job, None).1,
         ))
     }
 
@@ -360,8 +360,25 @@ impl AgentdServer {
         {
             eprintln!("agentctl mcp: {e:#}");
         }
-        Ok((format::finished(&job, &tail), to_value(&job)))
+        Ok(job_answer(format::finished(&job, &tail), &job, Some(&tail)))
     }
+}
+
+/// A tool answer about one job: the text, and as structured content the
+/// Job with `message` (the text) and, for a finished job, `output_tail`
+/// added. Clients that show the model the structured content rather than
+/// the text (Claude Code does) so still show the words and the output.
+fn job_answer(text: String, job: &Job, tail: Option<&str>) -> (String, Value) {
+    let mut value = to_value(job);
+    if let Some(map) = value.as_object_mut() {
+        if !text.is_empty() {
+            map.insert("message".into(), text.clone().into());
+        }
+        if let Some(tail) = tail {
+            map.insert("output_tail".into(), tail.into());
+        }
+    }
+    (text, value)
 }
 
 /// The published input schema of `T`.
