@@ -11,6 +11,7 @@
 
 mod agentd_side;
 mod figures;
+mod integrations;
 mod procfs;
 mod pueue_side;
 mod report;
@@ -145,6 +146,17 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let cwd = tmp.path().display().to_string();
     rows.push(rt.block_on(sandbox::submit_round_trip(&client, sizes.cli_samples, &cwd))?);
     rows.push(rt.block_on(sandbox::burst(&client, sizes.burst / 3, &cwd))?);
+    step("agent integrations");
+    rows.push(integrations::hook_nothing_pending(
+        &agentd,
+        sizes.cli_samples,
+    )?);
+    rows.push(integrations::mcp_run_round_trip(
+        &agentd,
+        &rt,
+        &client,
+        sizes.cli_samples,
+    )?);
     step("big output");
     rows.push(rt.block_on(figures::big_output(&agentd, &client, sizes))?);
     step("capped output");
