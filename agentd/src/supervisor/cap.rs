@@ -12,9 +12,12 @@
 //! find the dropped range in the file itself ([`dropped`], with `SEEK_HOLE`
 //! and `SEEK_DATA`): there is no second record to keep in step.
 //!
-//! The head kept is half the cap (rounded down to the file system's block
-//! size); the tail is the rest, so the log never holds more than the cap,
-//! plus what the job writes between two wake-ups of the thread.
+//! What is kept, with `M` the cap: the head, the first `M/4` bytes, and
+//! the newest bytes. The thread lets the log grow to `7M/8` on disk, then
+//! drops the middle down to `5M/8` (the newest `3M/8` kept), in steps of
+//! `M/4`: few hole punches, and `M/8` of headroom for what the job writes
+//! while the thread waits to run, so the log stays within the cap even
+//! under a fast writer. (Sizes are rounded to the file system's blocks.)
 
 use rustix::fs::{FallocateFlags, SeekFrom};
 use rustix::io::Errno;
@@ -30,28 +33,38 @@ pub const MIN_MAX_BYTES: u64 = 64 * 1024;
 /// Default cap: 1 GiB (DESIGN.md, "A daemon for a lifetime").
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
-/// Bytes kept at the head of a capped log: half of `max`, rounded down to
-/// a multiple of `block` (a hole frees whole blocks only).
+/// Bytes kept at the head of a capped log: a quarter of `max`, rounded
+/// down to a multiple of `block` (a hole frees whole blocks only).
 pub fn head(max: u64, block: u64) -> u64 {
-    max / 2 / block * block
+    max / 4 / block * block
 }
 
-/// Drops the middle of the log `file` if it holds more than `max` bytes:
-/// punches a hole from the head's end to where the newest `max - head`
-/// bytes begin (rounded up to a block). Punching again what is a hole
-/// already is harmless, so any caller may trim at any time.
+/// Drops the middle of the log `file` when it holds more than `7 max / 8`
+/// bytes on disk: punches a hole from the head's end up to where the
+/// newest bytes fitting in `5 max / 8` begin (rounded up to a block).
+/// Punching again what is a hole already is harmless, so any caller may
+/// trim at any time.
 ///
 /// Errors: the file cannot be examined, or the file system cannot punch
 /// holes (`EOPNOTSUPP`).
 pub fn trim(file: &File, max: u64) -> io::Result<()> {
     let meta = file.metadata()?;
     let size = meta.len();
-    if max == 0 || size <= max {
+    let high = max / 8 * 7;
+    if max == 0 || size <= high {
+        return Ok(());
+    }
+    let kept = match dropped(file, size)? {
+        Some((from, to)) => size - (to - from),
+        None => size,
+    };
+    if kept <= high {
         return Ok(());
     }
     let block = meta.blksize().max(512);
     let from = head(max, block);
-    let to = (size - (max - from)).div_ceil(block) * block;
+    let low = max / 8 * 5;
+    let to = (size - (low - from)).div_ceil(block) * block;
     // Never into the block the job is appending to.
     let to = to.min(size / block * block);
     if to > from {
@@ -152,20 +165,24 @@ mod tests {
         trim(&f, max).unwrap();
         let total = f.metadata().unwrap().len();
         assert_eq!(total, 16 * 64 * 1024, "the size counts every byte");
-        let Some((from, to)) = dropped(&f, total).unwrap() else {
-            // A file system without holes (the cap then does not apply).
-            return;
-        };
+        let (from, to) = dropped(&f, total)
+            .unwrap()
+            .expect("a hole (this file system must punch holes)");
         let block = f.metadata().unwrap().blksize();
         assert_eq!(from, head(max, block));
-        assert!(total - to <= max - from, "{from} {to}");
+        assert!(total - to <= max / 8 * 5 - from, "{from} {to}");
         assert!(f.metadata().unwrap().blocks() * 512 <= max + block);
-        // Trimming again changes nothing; appending moves the gap's end.
+        // Trimming again changes nothing, nor does appending less than a
+        // quarter of the cap; appending more moves the gap's end.
+        trim(&f, max).unwrap();
+        assert_eq!(dropped(&f, total).unwrap(), Some((from, to)));
+        f.write_all(&chunk[..16 * 1024]).unwrap();
         trim(&f, max).unwrap();
         assert_eq!(dropped(&f, total).unwrap(), Some((from, to)));
         f.write_all(&chunk).unwrap();
         trim(&f, max).unwrap();
-        let (_, to2) = dropped(&f, total + chunk.len() as u64).unwrap().unwrap();
-        assert_eq!(to2, to + chunk.len() as u64);
+        let total = f.metadata().unwrap().len();
+        let (_, to2) = dropped(&f, total).unwrap().unwrap();
+        assert!(to2 > to && total - to2 <= max / 8 * 5 - from);
     }
 }
