@@ -2171,3 +2171,42 @@ fn chat_on_a_terminal_styles_each_kind_of_line_and_spins_until_the_first_token()
         out.seen
     );
 }
+
+#[test]
+fn slash_compact_in_chat_compacts_and_the_next_line_carries_the_summary() {
+    let w = World::new(vec![
+        Reply::text("r1"),
+        Reply::text("r2"),
+        Reply::text("SUMMARY-X"),
+        Reply::text("r3"),
+    ]);
+    assert_eq!(w.ask("cx", "one").0, 0);
+    assert_eq!(w.ask("cx", "two").0, 0);
+    let mut child = w
+        .cmd()
+        .args(["chat", "--session", "cx"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"/compact\nthree\nexit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Compacted session cx: 2 messages summarised"),
+        "{stdout}"
+    );
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 4);
+    assert!(system_of(&reqs[2]).starts_with("You summarise"));
+    let sent = messages_text(&reqs[3]);
+    assert!(sent.contains("SUMMARY-X") && sent.contains("two") && sent.contains("three"));
+    assert!(!sent.contains("\"one\""), "{sent}");
+}
