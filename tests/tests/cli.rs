@@ -812,7 +812,15 @@ fn lone_agentctl(env: &TestEnv, path: &str) -> std::process::Command {
     std::fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("agentctl");
     if !copy.exists() {
-        std::fs::copy(agentd_tests::bin("agentctl"), &copy).unwrap();
+        // Copied by `cp`, not std::fs::copy: a write descriptor open in this
+        // process would be inherited by any child another test thread forks
+        // meanwhile, and exec of the copy then fails with ETXTBSY.
+        let status = std::process::Command::new("cp")
+            .arg(agentd_tests::bin("agentctl"))
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp agentctl");
     }
     let mut cmd = env.command(copy);
     cmd.env_remove("AGENTCTL_NO_AUTOSTART").env("PATH", path);
