@@ -53,6 +53,11 @@ pub enum Subcommand {
 /// # output kept per job, in bytes; past it the head and the newest tail
 /// # are kept and the middle dropped; 0 keeps everything
 /// max_bytes = 1073741824
+///
+/// [retention]
+/// max_finished_jobs = 10000       # 0: keep every finished job
+/// max_age_days = 30               # 0: never remove for age
+/// max_pending_per_session = 10000 # 0: no cap on unacknowledged results
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +68,75 @@ pub struct FileConfig {
     pub torn_request_timeout_secs: Option<f64>,
     /// `[output]`: what is kept of each job's output.
     pub output: Option<OutputSection>,
+    /// What agentd keeps of finished jobs (see [`Retention`]).
+    pub retention: Option<RetentionFile>,
+}
+
+/// The config file's `[retention]` table; every key optional, 0 meaning
+/// unlimited.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionFile {
+    /// Finished jobs kept (default [`DEFAULT_MAX_FINISHED_JOBS`]).
+    pub max_finished_jobs: Option<u64>,
+    /// Days a finished job is kept (default [`DEFAULT_MAX_AGE_DAYS`]).
+    pub max_age_days: Option<u64>,
+    /// Pending notifications per session (default
+    /// [`DEFAULT_MAX_PENDING_PER_SESSION`]).
+    pub max_pending_per_session: Option<u64>,
+}
+
+/// Default `[retention] max_finished_jobs` (DESIGN.md): a few days of an
+/// agent's heavy use, about 10 MB of database.
+pub const DEFAULT_MAX_FINISHED_JOBS: u64 = 10_000;
+/// Default `[retention] max_age_days`.
+pub const DEFAULT_MAX_AGE_DAYS: u64 = 30;
+/// Default `[retention] max_pending_per_session`: far more results than a
+/// model could read, so only a session nobody reads reaches it.
+pub const DEFAULT_MAX_PENDING_PER_SESSION: u64 = 10_000;
+
+/// What agentd keeps, resolved (`None` is unlimited). Applied by
+/// [`crate::retention`] as jobs finish, at start and hourly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most the newest N finished jobs whose notification is not
+    /// pending.
+    pub max_finished_jobs: Option<usize>,
+    /// Remove finished jobs (notification not pending) that finished
+    /// longer ago than this.
+    pub max_age: Option<Duration>,
+    /// At most this many pending notifications per session; the oldest
+    /// past it are dropped (and counted for the session's next peek).
+    pub max_pending_per_session: Option<usize>,
+}
+
+impl Retention {
+    /// From the file's table, defaults filled in, 0 read as unlimited.
+    pub fn from_file(f: Option<&RetentionFile>) -> Retention {
+        let pick = |v: Option<u64>, default: u64| Some(v.unwrap_or(default)).filter(|&n| n > 0);
+        let f = f.unwrap_or(&RetentionFile {
+            max_finished_jobs: None,
+            max_age_days: None,
+            max_pending_per_session: None,
+        });
+        Retention {
+            max_finished_jobs: pick(f.max_finished_jobs, DEFAULT_MAX_FINISHED_JOBS)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_age: pick(f.max_age_days, DEFAULT_MAX_AGE_DAYS)
+                .map(|d| Duration::from_secs(d.saturating_mul(86_400))),
+            max_pending_per_session: pick(
+                f.max_pending_per_session,
+                DEFAULT_MAX_PENDING_PER_SESSION,
+            )
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::from_file(None)
+    }
 }
 
 /// The config file's `[output]` table.
@@ -92,6 +166,8 @@ pub struct Config {
     /// everything): past it the job's shim drops the middle of the log
     /// ([`crate::supervisor::cap`]).
     pub output_max_bytes: u64,
+    /// What agentd keeps of finished jobs (`[retention]`).
+    pub retention: Retention,
     /// The program run as the spawner that forks each job's shim (`PROGRAM
     /// spawner`, see [`crate::spawner`]): `/proc/self/exe`, i.e. this very
     /// agentd build, even when its file has been replaced by an upgrade
@@ -141,6 +217,7 @@ impl Config {
             state_dir: absolute(state_dir)?,
             max_running: file.max_running.filter(|&n| n > 0),
             torn_request_timeout,
+            retention: Retention::from_file(file.retention.as_ref()),
             spawner_program: PathBuf::from("/proc/self/exe"),
         })
     }

@@ -33,6 +33,9 @@ pub struct Daemon {
     /// Signalled when a job ends or fails to start, so the scheduler can
     /// start the next queued job.
     pub slot_freed: tokio::sync::Notify,
+    /// Wakes the retention task ([`crate::retention`]): a job finished or
+    /// notifications were acknowledged.
+    pub retention_wake: tokio::sync::Notify,
     /// `Some` once shutdown was requested, with what to do to jobs.
     shutdown: watch::Sender<Option<ShutdownJobs>>,
     /// `true` once connections should finish their in-flight requests and
@@ -91,7 +94,9 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let _lock = lock::lock_state_dir(&config.state_dir)?;
     let shared = Arc::new(Shared::default());
     let db = config.state_dir.join("agentd.db");
-    let (store, loaded) = Store::open(db, shared.clone())?;
+    let (store, mut loaded) =
+        Store::open(db, shared.clone(), config.retention.max_pending_per_session)?;
+    let removing = std::mem::take(&mut loaded.removing);
     let (orphans, unkept) = restore(&shared, loaded);
     let mut config = config;
     let listener = match listener::inherited()? {
@@ -115,6 +120,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         spawner,
         started_at: timefmt::now(),
         slot_freed: tokio::sync::Notify::new(),
+        retention_wake: tokio::sync::Notify::new(),
         shutdown: watch::channel(None).0,
         closing: watch::channel(false).0,
     });
@@ -144,6 +150,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     fail_unkept(&daemon, unkept).await;
     supervisor::start_queued(&daemon).await;
     let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
+    crate::retention::at_start(&daemon, removing).await;
+    let retention = tokio::spawn(crate::retention::run(daemon.clone()));
 
     let d = daemon.clone();
     let stop = async move {
@@ -154,6 +162,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     };
     let connections = server::serve(listener, daemon.clone(), stop).await;
     scheduler.abort();
+    retention.abort();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
 
     if daemon.shutdown_requested() == Some(ShutdownJobs::Kill) {
@@ -200,6 +209,9 @@ fn restore(shared: &Shared, loaded: Loaded) -> (Vec<Orphan>, Vec<String>) {
     let mut queues = shared.queues.lock().expect("queues poisoned");
     for n in loaded.pending {
         queues.push(n);
+    }
+    for (session, up_to, count) in loaded.dropped {
+        queues.record_dropped(&session, up_to, count);
     }
     (orphans, unkept)
 }

@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod listener;
 pub mod lock;
 pub mod page;
+pub mod retention;
 pub mod rpc;
 pub mod sandbox;
 pub mod server;

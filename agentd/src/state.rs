@@ -102,7 +102,12 @@ pub struct JobTable {
     by_id: BTreeMap<String, JobIdx>,
     queued: VecDeque<JobIdx>,
     running: usize,
+    /// How many entries are finished.
+    finished: usize,
 }
+
+/// Length of a short id: the first 8 hex characters of the job id.
+pub const SHORT_ID_LEN: usize = 8;
 
 /// A job's key in the table: its `ord` in the database, rising with
 /// creation, never reused. Stable while the job is in the table; a live
@@ -117,11 +122,21 @@ impl JobTable {
         if entry.job.state == JobState::Queued {
             self.queued.push_back(idx);
         }
+        if entry.job.state.is_finished() {
+            self.finished += 1;
+        }
         self.entries.insert(idx, entry);
         idx
     }
 
-    /// Finds the job named by a full id or a unique prefix of 4+ hex chars.
+    /// Finds the job named by a full id or a prefix of 4+ hex chars.
+    ///
+    /// A prefix of 4 to 7 characters must be unique. A prefix of 8 or more
+    /// (a short id as agentd shows it) that several jobs share names the
+    /// newest live (running or queued) one among them, else the newest
+    /// one: in a long history an old job may share a recent job's short
+    /// id, and the short id the user just saw must keep naming the recent
+    /// job.
     ///
     /// Errors: [`LookupError`].
     pub fn resolve(&self, id: &str) -> Result<JobIdx, LookupError> {
@@ -136,6 +151,15 @@ impl JobTable {
         match (matches.next(), matches.next()) {
             (None, _) => Err(LookupError::NotFound(id.to_string())),
             (Some((_, &idx)), None) => Ok(idx),
+            (Some(first), Some(second)) if key.len() >= SHORT_ID_LEN => {
+                let newest = [first, second]
+                    .into_iter()
+                    .chain(matches)
+                    .map(|(_, &i)| (!self.entries[&i].job.state.is_finished(), i))
+                    .max()
+                    .expect("two matches");
+                Ok(newest.1)
+            }
             (Some(first), Some(second)) => {
                 let candidates = [first, second]
                     .into_iter()
@@ -169,6 +193,28 @@ impl JobTable {
     /// The entry at `idx`, if that job is still in the table.
     pub fn get(&self, idx: JobIdx) -> Option<&JobEntry> {
         self.entries.get(&idx)
+    }
+
+    /// Removes a finished job by full id; returns it, or `None` when no
+    /// finished job has that id (a live job is never removed).
+    pub fn remove(&mut self, id: &str) -> Option<Job> {
+        let idx = *self.by_id.get(id)?;
+        if !self.entries[&idx].job.state.is_finished() {
+            return None;
+        }
+        self.by_id.remove(id);
+        self.finished -= 1;
+        self.entries.remove(&idx).map(|e| e.job)
+    }
+
+    /// How many finished jobs the table holds.
+    pub fn finished_count(&self) -> usize {
+        self.finished
+    }
+
+    /// Every job, oldest first.
+    pub fn oldest_first(&self) -> impl DoubleEndedIterator<Item = &Job> {
+        self.entries.values().map(|e| &e.job)
     }
 
     /// Takes the oldest queued job if a slot is free under `max_running`,
@@ -293,6 +339,7 @@ impl JobTable {
             return;
         };
         let entry = self.entry_mut(idx);
+        let was_finished = entry.job.state.is_finished();
         let held = std::mem::replace(&mut entry.holds_slot, false);
         entry.job = job;
         entry.control = None;
@@ -301,22 +348,122 @@ impl JobTable {
         if held {
             self.running -= 1;
         }
+        if !was_finished {
+            self.finished += 1;
+        }
     }
 }
 
-/// Pending (unacknowledged) notifications per session, oldest first.
+/// Pending (unacknowledged) notifications per session, oldest first, and
+/// what the pending cap dropped that the session has not been told yet.
 #[derive(Default)]
 pub struct Queues {
     by_session: HashMap<String, VecDeque<Notification>>,
+    /// Per session, each drop not yet acknowledged: the highest `seq` it
+    /// dropped and how many it dropped. An ack up to that `seq` (or past
+    /// it) clears it.
+    dropped: HashMap<String, Vec<(u64, u64)>>,
+    /// Pending notifications in all sessions.
+    len: usize,
 }
 
 impl Queues {
     /// Appends a notification; callers push in rising `seq` order.
     pub fn push(&mut self, n: Notification) {
+        self.len += 1;
         self.by_session
             .entry(n.session.clone())
             .or_default()
             .push_back(n);
+    }
+
+    /// Pending notifications in all sessions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no session has a pending notification.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The job ids of every pending notification.
+    pub fn job_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_session
+            .values()
+            .flatten()
+            .map(|n| n.job_id.as_str())
+    }
+
+    /// How many notifications of `session` with `seq > floor` are pending.
+    pub fn pending_after(&self, session: &str, floor: u64) -> usize {
+        self.by_session
+            .get(session)
+            .map_or(0, |q| q.len() - q.partition_point(|n| n.seq <= floor))
+    }
+
+    /// The `seq` of the `k`-th (from 0, oldest first) pending notification
+    /// of `session` with `seq > floor`.
+    pub fn nth_pending_after(&self, session: &str, floor: u64, k: usize) -> Option<u64> {
+        let q = self.by_session.get(session)?;
+        q.get(q.partition_point(|n| n.seq <= floor) + k)
+            .map(|n| n.seq)
+    }
+
+    /// Sessions holding more than `cap` pending notifications, each with
+    /// the `seq` up to which the oldest must go to leave `cap`.
+    pub fn over_cap(&self, cap: usize) -> Vec<(String, u64)> {
+        self.by_session
+            .iter()
+            .filter(|(_, q)| q.len() > cap)
+            .map(|(s, q)| (s.clone(), q[q.len() - cap - 1].seq))
+            .collect()
+    }
+
+    /// Records that `count` notifications of `session` up to `up_to` were
+    /// dropped (they are no longer pending).
+    pub fn record_dropped(&mut self, session: &str, up_to: u64, count: u64) {
+        self.remove_up_to(session, up_to);
+        if count > 0 {
+            self.dropped
+                .entry(session.to_string())
+                .or_default()
+                .push((up_to, count));
+        }
+    }
+
+    /// How many notifications of `session` were dropped and not yet
+    /// acknowledged, and the highest `seq` among them.
+    pub fn dropped(&self, session: &str) -> (u64, Option<u64>) {
+        let drops = self.dropped.get(session).map(Vec::as_slice).unwrap_or(&[]);
+        (
+            drops.iter().map(|d| d.1).sum(),
+            drops.iter().map(|d| d.0).max(),
+        )
+    }
+
+    /// Forgets the drops of `session` up to `up_to` (an ack covered them).
+    fn clear_dropped(&mut self, session: &str, up_to: u64) {
+        if let Some(d) = self.dropped.get_mut(session) {
+            d.retain(|&(seq, _)| seq > up_to);
+            if d.is_empty() {
+                self.dropped.remove(session);
+            }
+        }
+    }
+
+    /// Removes the pending notification of job `job_id` in `session` (its
+    /// job was removed).
+    pub fn remove_job(&mut self, session: &str, job_id: &str) {
+        let Some(q) = self.by_session.get_mut(session) else {
+            return;
+        };
+        let before = q.len();
+        q.retain(|n| n.job_id != job_id);
+        self.len -= before - q.len();
+        if q.is_empty() {
+            self.by_session.remove(session);
+        }
     }
 
     /// Up to `max` pending notifications of `session` with `seq > after`,
@@ -360,11 +507,19 @@ impl Queues {
             return Vec::new();
         };
         let n = q.iter().take_while(|n| n.seq <= up_to).count();
-        let removed = q.drain(..n).collect();
+        let removed: Vec<Notification> = q.drain(..n).collect();
+        self.len -= removed.len();
         if q.is_empty() {
             self.by_session.remove(session);
         }
         removed
+    }
+
+    /// Applies a committed ack: the notifications and the drops up to
+    /// `up_to` leave.
+    pub fn ack(&mut self, session: &str, up_to: u64) {
+        self.remove_up_to(session, up_to);
+        self.clear_dropped(session, up_to);
     }
 
     /// Puts notifications back at the front (after a failed durable ack).
@@ -372,6 +527,7 @@ impl Queues {
         let Some(first) = notifications.first() else {
             return;
         };
+        self.len += notifications.len();
         let q = self.by_session.entry(first.session.clone()).or_default();
         notifications.extend(q.drain(..));
         *q = notifications.into();
@@ -398,12 +554,19 @@ impl Shared {
     /// queues, as everywhere), so whoever sees the notification also sees
     /// the finished job, and a `job.wait` that returns the finished job is
     /// answered only once its notification can be peeked.
-    pub fn apply_finish(&self, job: Job, notification: Notification) {
+    ///
+    /// `drop`: the pending cap dropped the session's notifications up to
+    /// that `seq` (how many) in the same transaction.
+    pub fn apply_finish(&self, job: Job, notification: Notification, drop: Option<(u64, u64)>) {
         {
             let mut jobs = self.jobs.lock().expect("job table poisoned");
             let mut queues = self.queues.lock().expect("queues poisoned");
+            let session = notification.session.clone();
             jobs.finish(job);
             queues.push(notification);
+            if let Some((up_to, count)) = drop {
+                queues.record_dropped(&session, up_to, count);
+            }
         }
         self.queue_changed.notify_waiters();
     }
@@ -456,6 +619,24 @@ mod tests {
         ));
         assert!(matches!(t.resolve("ffff"), Err(LookupError::NotFound(_))));
         assert!(matches!(t.resolve("abc"), Err(LookupError::Malformed(_))));
+        // A short id shared with an older job names the newer one, and a
+        // live one before any finished one.
+        t.insert(
+            2,
+            JobEntry::new(job("abcd1234-1111", JobState::Succeeded), 0, None),
+        );
+        assert_eq!(t.resolve("abcd1234"), Ok(2));
+        assert!(matches!(
+            t.resolve("abcd12"),
+            Err(LookupError::Ambiguous { .. })
+        ));
+        t.insert(
+            3,
+            JobEntry::new(job("abcd1234-2222", JobState::Succeeded), 0, None),
+        );
+        t.entry_mut(0).job.state = JobState::Running;
+        assert_eq!(t.resolve("abcd1234"), Ok(0));
+        assert_eq!(t.resolve("abcd1234-2"), Ok(3));
         assert!(matches!(t.resolve("xyz12"), Err(LookupError::Malformed(_))));
     }
 

@@ -317,21 +317,40 @@ pub async fn burst(client: &Arc<Client>, sizes: Sizes) -> anyhow::Result<Row> {
     ))
 }
 
-/// `job.list` of every job (no filter, no limit), and agentd's RSS after.
+/// Every job through `job.list`, page by page (`cursor`, 1000 a page, as
+/// `agentctl jobs --all` reads them); returns how many.
+async fn list_every_page(client: &Client) -> anyhow::Result<usize> {
+    let mut count = 0;
+    let mut cursor = None;
+    loop {
+        let page = client
+            .call::<JobList>(&ListParams {
+                cursor: cursor.take(),
+                ..Default::default()
+            })
+            .await?;
+        count += page.jobs.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(count),
+        }
+    }
+}
+
+/// `job.list` of every job (no filter, every page), and agentd's RSS after.
 pub async fn list_all(agentd: &Agentd, client: &Client, sizes: Sizes) -> anyhow::Result<Row> {
-    let all = ListParams::default();
-    let count = client.call::<JobList>(&all).await?.jobs.len();
+    let count = list_every_page(client).await?;
     let mut samples = Vec::new();
     for _ in 0..sizes.list_samples {
         let start = Instant::now();
-        let got = client.call::<JobList>(&all).await?.jobs.len();
+        let got = list_every_page(client).await?;
         samples.push(start.elapsed());
         ensure!(got == count, "job.list returned {got} jobs, then {count}");
     }
     let took = median(&mut samples);
     let rss = procfs::rss_bytes(agentd.pid())?;
     Ok(Row::plain(
-        format!("`job.list` of all at {count} jobs; agentd's RSS then"),
+        format!("`job.list` of all at {count} jobs, every page; agentd's RSS then"),
         format!("{}; RSS {}", ms(took), bytes(rss)),
         "—".into(),
         "< 100 ms; RSS < 64 MiB",

@@ -132,9 +132,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     step("listing");
     rows.push(figures::list_cli(&agentd, &pueue, sizes)?);
     let jobs = rt
-        .block_on(client.call::<agentd_proto::methods::JobList>(&Default::default()))?
+        .block_on(client.call::<agentd_proto::methods::DaemonInfo>(&Default::default()))?
         .jobs
-        .len();
+        .total as usize;
     rows.push(figures::rss(&agentd, &pueue, jobs)?);
     step("idle CPU");
     rows.push(figures::idle_cpu(&agentd, &pueue, sizes, jobs)?);

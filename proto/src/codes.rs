@@ -22,3 +22,6 @@ pub const LIMIT_EXCEEDED: i64 = -32003;
 pub const CANNOT_SPAWN: i64 = -32004;
 /// The daemon is shutting down and takes no new work.
 pub const SHUTTING_DOWN: i64 = -32005;
+/// The job is running or queued and the operation (`job.remove`) needs a
+/// finished job; `error.data` has its `id` and `state`.
+pub const JOB_NOT_FINISHED: i64 = -32006;

@@ -64,6 +64,13 @@ method!(
     /// `job.wait`: long-polls until the job finishes or the timeout.
     JobWait, "job.wait", WaitParams, Job);
 method!(
+    /// `job.remove`: removes finished jobs with their notification and
+    /// output.
+    JobRemove, "job.remove", RemoveParams, RemoveResult);
+method!(
+    /// `job.prune`: removes finished jobs by age, count, session, state.
+    JobPrune, "job.prune", PruneParams, PruneResult);
+method!(
     /// `notifications.peek`: pending notifications without consuming them.
     NotificationsPeek, "notifications.peek", PeekParams, NotificationsResult);
 method!(
@@ -216,6 +223,54 @@ pub struct ListResult {
     pub next_cursor: Option<String>,
 }
 
+/// Params of `job.remove`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveParams {
+    /// Full ids or unique prefixes of finished jobs. A live one makes the
+    /// whole call fail with -32006 and removes nothing.
+    pub ids: Vec<String>,
+}
+
+/// Result of `job.remove`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoveResult {
+    /// The full ids of the jobs removed.
+    pub removed: Vec<String>,
+}
+
+/// Params of `job.prune`: which finished jobs to remove. Jobs whose
+/// notification is still pending are never pruned (their result has not
+/// been taken); live jobs never are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneParams {
+    /// Only jobs that finished more than this many seconds ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older_than_secs: Option<f64>,
+    /// Keep the newest N of the matching finished jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u64>,
+    /// Only jobs of this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Only jobs in these (finished) states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<Vec<JobState>>,
+    /// Count what would go, remove nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+
+/// Result of `job.prune`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PruneResult {
+    /// Jobs removed (with `dry_run`: that would be).
+    pub removed: u64,
+    /// Their output, in bytes (`output_bytes` summed).
+    pub bytes_freed: u64,
+}
+
 /// Params of `job.output`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -365,4 +420,9 @@ pub struct NotificationsResult {
     /// were taken).
     #[serde(default)]
     pub more: bool,
+    /// How many older notifications of the session were dropped, unread,
+    /// because it held more than `[retention] max_pending_per_session`.
+    /// Reported until an ack (or drain) covers them.
+    #[serde(default)]
+    pub dropped: u64,
 }

@@ -129,6 +129,14 @@ impl TestEnv {
         cmd
     }
 
+    /// Writes agentd's config file (`$XDG_CONFIG_HOME/agentd/config.toml`),
+    /// read by daemons started after.
+    pub fn write_agentd_config(&self, toml: &str) {
+        let dir = self.root().join("config/agentd");
+        std::fs::create_dir_all(&dir).expect("creating the config dir");
+        std::fs::write(dir.join("config.toml"), toml).expect("writing agentd's config");
+    }
+
     /// `agentctl ARGS…` in this environment.
     pub fn agentctl(&self) -> Command {
         self.command(bin("agentctl"))
@@ -420,14 +428,72 @@ pub fn seed_finished_jobs(
     tail_len: usize,
     pending: bool,
 ) {
+    seed_history(
+        state_dir,
+        &Seed {
+            session,
+            n,
+            tail_len,
+            pending,
+            ..Seed::default()
+        },
+    );
+}
+
+/// What [`seed_history`] writes.
+pub struct Seed<'a> {
+    /// The jobs' session.
+    pub session: &'a str,
+    /// How many jobs.
+    pub n: usize,
+    /// `output_tail` length, in bytes.
+    pub tail_len: usize,
+    /// Notifications pending (else acked).
+    pub pending: bool,
+    /// The newest job finished this many hours ago (default 1).
+    pub hours_ago: f64,
+    /// Commands are `echo PREFIX0`, `echo PREFIX1`, …
+    pub prefix: &'a str,
+    /// Give each job an output log (`jobs/<id>/output.log`, as agentd
+    /// lays them out) holding its tail.
+    pub with_output: bool,
+}
+
+impl Default for Seed<'_> {
+    fn default() -> Self {
+        Seed {
+            session: "default",
+            n: 0,
+            tail_len: 0,
+            pending: false,
+            hours_ago: 1.0,
+            prefix: "",
+            with_output: false,
+        }
+    }
+}
+
+/// Like [`seed_finished_jobs`], with every choice of [`Seed`].
+pub fn seed_history(state_dir: &Path, seed: &Seed) {
+    let Seed {
+        session,
+        n,
+        tail_len,
+        pending,
+        hours_ago,
+        prefix,
+        with_output,
+    } = *seed;
     let db = state_dir.join("agentd.db");
     assert!(db.exists(), "no database at {} to seed", db.display());
     let script = r#"
 import sqlite3, sys, json, uuid, datetime
+import os
 db, session, n, tail_len, pending = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == '1'
+hours_ago, prefix, with_output = float(sys.argv[6]), sys.argv[7], sys.argv[8] == '1'
 c = sqlite3.connect(db)
 seq = c.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()[0]
-end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=hours_ago)
 def ts(t): return t.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (t.microsecond // 1000)
 jobs, notes = [], []
 for i in range(n):
@@ -435,8 +501,13 @@ for i in range(n):
     jid = str(uuid.uuid4())
     t = end - datetime.timedelta(seconds=n - i)
     created, finished = ts(t), ts(t + datetime.timedelta(milliseconds=5))
-    cmd = 'echo %d' % i
+    cmd = 'echo %s%d' % (prefix, i)
     tail = ('%d\n' % i).rjust(tail_len, 'x') if tail_len else ''
+    if with_output:
+        d = os.path.join(os.path.dirname(db), 'jobs', jid)
+        os.makedirs(d, mode=0o700)
+        with open(os.path.join(d, 'output.log'), 'w') as f:
+            f.write(tail)
     jobs.append((jid, cmd, '/', 'succeeded', 0, 4242, session, created, created, finished, 5, 1000, len(tail)))
     body = {'seq': seq, 'job_id': jid, 'short_id': jid[:8], 'session': session, 'state': 'succeeded',
             'exit_code': 0, 'signal': None, 'command': cmd, 'duration_ms': 5, 'output_tail': tail,
@@ -454,6 +525,9 @@ c.commit()
         .arg(n.to_string())
         .arg(tail_len.to_string())
         .arg(if pending { "1" } else { "0" })
+        .arg(hours_ago.to_string())
+        .arg(prefix)
+        .arg(if with_output { "1" } else { "0" })
         .status()
         .expect("running python3");
     assert!(status.success(), "seeding {} failed", db.display());

@@ -16,9 +16,13 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
 /// A daemon state dir holding `n` finished jobs of session `default`,
-/// with notifications pending or acked; no daemon left running.
+/// with notifications pending or acked, and a config that keeps them all
+/// (`[retention]` unlimited); no daemon left running.
 async fn history(n: usize, tail_len: usize, pending: bool) -> TestEnv {
     let env = TestEnv::new();
+    env.write_agentd_config(
+        "[retention]\nmax_finished_jobs = 0\nmax_age_days = 0\nmax_pending_per_session = 0\n",
+    );
     let daemon = env.start_daemon();
     daemon
         .client()
@@ -202,4 +206,52 @@ async fn job_list_and_peek_return_pages_that_add_up_to_everything() {
     );
     assert!(!rest.more);
     assert_eq!(rest.notifications[0].command, "echo 2400");
+}
+
+#[tokio::test]
+async fn a_recent_short_id_names_its_job_when_an_old_job_shares_it() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let recent = agentd_tests::rpc::submit(&c, "echo recent").await;
+    agentd_tests::rpc::wait(&c, &recent.id).await;
+    c.call::<DaemonShutdown>(&ShutdownParams::default())
+        .await
+        .unwrap();
+    drop(c);
+    assert!(daemon.wait().success());
+    // An old job, created before it, whose id begins with the same 8
+    // characters.
+    let old_id = format!("{}-0000-4000-8000-000000000000", recent.short_id);
+    let script = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("INSERT INTO jobs (ord, id, command, cwd, state, exit_code, session, created_at, started_at, finished_at, duration_ms, tail_bytes, output_bytes) VALUES (0, ?, 'echo old; exit 3', '/', 'failed', 3, 'default', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.001Z', '2026-01-01T00:00:00.002Z', 1, 1000, 0)", (sys.argv[2],))
+c.commit()
+"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(env.state_dir.join("agentd.db"))
+        .arg(&old_id)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.write_agentd_config("[retention]\nmax_age_days = 0\n");
+    let _daemon = env.start_daemon();
+
+    let (code, out, err) = run(env.agentctl().args(["logs", &recent.short_id]));
+    assert_eq!((code, out.as_str()), (0, "recent\n"), "{err}");
+    let (code, _, err) = run(env.agentctl().args(["wait", &recent.short_id]));
+    assert_eq!(
+        code, 0,
+        "the recent job's exit code, not the old one's 3: {err}"
+    );
+    // The old one is reached by more of its id; a short prefix stays
+    // ambiguous.
+    let (code, out, _) = run(env.agentctl().args(["show", "--json", &old_id]));
+    assert_eq!(code, 0);
+    assert!(out.contains("echo old"), "{out}");
+    let (code, _, err) = run(env.agentctl().args(["show", &recent.short_id[..6]]));
+    assert_ne!(code, 0);
+    assert!(err.contains("could be any of"), "{err}");
 }

@@ -24,6 +24,9 @@ pub struct Gathered {
     /// Highest `seq` above the delivered one (shown or skipped as already
     /// reported by `bash`); to record in the message and ack after it.
     pub max_seq: Option<u64>,
+    /// How many older results agentd dropped unread (the session held more
+    /// than `[retention] max_pending_per_session`): the model is told.
+    pub dropped: u64,
 }
 
 /// Peeks the session's pending notifications and sorts them: those at or
@@ -42,10 +45,12 @@ pub async fn gather(
             after_seq: None,
             max: Some(MAX_PER_CALL),
         })
-        .await?
-        .notifications;
-    let mut out = Gathered::default();
-    for n in peeked {
+        .await?;
+    let mut out = Gathered {
+        dropped: peeked.dropped,
+        ..Gathered::default()
+    };
+    for n in peeked.notifications {
         out.max_seq = Some(out.max_seq.map_or(n.seq, |m| m.max(n.seq)));
         if !handled.contains(&n.job_id) {
             out.deliver.push(n);
@@ -78,9 +83,27 @@ pub fn header(n: &Notification) -> String {
     format!("[bg:{}] {}{status}: {}", n.short_id, n.state, n.command)
 }
 
+/// The line telling the model that `dropped` earlier results were lost.
+pub fn dropped_line(dropped: u64) -> String {
+    format!(
+        "{dropped} earlier background results were dropped unread: too many were waiting \
+         (agentd's [retention] max_pending_per_session)."
+    )
+}
+
 /// The text block for the model.
 pub fn block(notifications: &[Notification]) -> String {
+    block_with_dropped(notifications, 0)
+}
+
+/// The text block for the model: the results, after a line saying how
+/// many earlier ones were dropped, if any were.
+pub fn block_with_dropped(notifications: &[Notification], dropped: u64) -> String {
     let mut out = String::from("<background-results>\n");
+    if dropped > 0 {
+        out.push_str(&dropped_line(dropped));
+        out.push('\n');
+    }
     for n in notifications {
         out.push_str(&header(n));
         out.push('\n');
@@ -175,8 +198,13 @@ mod tests {
             reason: None,
         };
         assert_eq!(
-            block(&[n]),
+            block(std::slice::from_ref(&n)),
             "<background-results>\n[bg:1a2b3c4d] succeeded (exit 0): cargo build\nFinished\n</background-results>"
+        );
+        assert!(
+            block_with_dropped(&[n], 3).starts_with(
+                "<background-results>\n3 earlier background results were dropped unread"
+            )
         );
     }
 }

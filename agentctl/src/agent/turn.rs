@@ -93,7 +93,7 @@ impl Session {
         }
         let handled = self.transcript.handled_jobs();
         let gathered = notifications::gather(&self.client, &self.name, &handled).await?;
-        if gathered.deliver.is_empty() {
+        if gathered.deliver.is_empty() && gathered.dropped == 0 {
             if let Some(seq) = gathered.max_seq {
                 // Only results the persisted transcript already has.
                 notifications::ack(&self.client, &self.name, seq).await?;
@@ -102,7 +102,10 @@ impl Session {
         }
         let message = Message {
             role: Role::User,
-            content: vec![Block::text(notifications::block(&gathered.deliver))],
+            content: vec![Block::text(notifications::block_with_dropped(
+                &gathered.deliver,
+                gathered.dropped,
+            ))],
             bg_seq: gathered.max_seq,
             bg_jobs: gathered.deliver.iter().map(|n| n.job_id.clone()).collect(),
             fg_jobs: Vec::new(),

@@ -51,6 +51,7 @@ pub async fn run(global: &GlobalOpts, args: DrainArgs) -> anyhow::Result<ExitCod
                 max: None,
             })
             .await?;
+        printer.dropped(page.dropped);
         let Some(last) = page.notifications.last() else {
             break;
         };

@@ -7,6 +7,7 @@
 //! [`run`] dispatches. Shared formatting lives in [`output`], the
 //! exit-code rules of `wait` in [`exit`].
 
+pub mod clean;
 pub mod completions;
 pub mod daemon;
 pub mod drain;
@@ -17,6 +18,7 @@ pub mod logs;
 pub mod notifications;
 pub mod output;
 pub mod reconnect;
+pub mod rm;
 pub mod run;
 pub mod service;
 pub mod show;
@@ -47,6 +49,12 @@ pub enum JobCommand {
     /// Signal jobs' process groups (a queued job is cancelled)
     #[command(after_help = kill::EXAMPLES)]
     Kill(kill::KillArgs),
+    /// Remove finished jobs with their output (a live job must be killed first)
+    #[command(after_help = rm::EXAMPLES)]
+    Rm(rm::RmArgs),
+    /// Remove finished jobs in bulk: by age, keeping the newest N, by session
+    #[command(after_help = clean::EXAMPLES)]
+    Clean(clean::CleanArgs),
     /// Print and consume the notifications of finished jobs
     #[command(after_help = drain::EXAMPLES)]
     Drain(drain::DrainArgs),
@@ -75,6 +83,8 @@ pub async fn run(global: &GlobalOpts, cmd: JobCommand) -> anyhow::Result<ExitCod
         JobCommand::Logs(args) => logs::run(global, args).await,
         JobCommand::Wait(args) => wait::run(global, args).await,
         JobCommand::Kill(args) => kill::run(global, args).await,
+        JobCommand::Rm(args) => rm::run(global, args).await,
+        JobCommand::Clean(args) => clean::run(global, args).await,
         JobCommand::Drain(args) => drain::run(global, args).await,
         JobCommand::Notifications(args) => notifications::run(global, args).await,
         JobCommand::Daemon(args) => daemon::run(global, args).await,

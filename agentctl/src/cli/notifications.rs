@@ -42,6 +42,7 @@ pub async fn run(global: &GlobalOpts, args: NotificationsArgs) -> anyhow::Result
                 max: None,
             })
             .await?;
+        printer.dropped(page.dropped);
         printer.page(&page.notifications)?;
         match page.notifications.last() {
             Some(last) if page.more => after_seq = Some(last.seq),

@@ -227,6 +227,8 @@ pub struct NotificationPrinter {
     count: usize,
     /// Colour the states.
     color: bool,
+    /// The drop was reported already.
+    told_dropped: bool,
 }
 
 impl NotificationPrinter {
@@ -236,6 +238,19 @@ impl NotificationPrinter {
             json: json.then(JsonArray::new),
             count: 0,
             color: stdout_color(),
+            told_dropped: false,
+        }
+    }
+
+    /// Says on stderr, once, that `dropped` older notifications were
+    /// dropped unread (agentd's `[retention] max_pending_per_session`).
+    pub fn dropped(&mut self, dropped: u64) {
+        if dropped > 0 && !self.told_dropped {
+            self.told_dropped = true;
+            eprintln!(
+                "agentctl: {dropped} older notifications were dropped unread: the session held more \
+                 than agentd's [retention] max_pending_per_session"
+            );
         }
     }
 

@@ -6,6 +6,7 @@ mod daemon;
 mod job;
 mod notifications;
 pub mod params;
+mod remove;
 
 use crate::daemon::Daemon;
 use agentd_proto::methods::*;
@@ -39,6 +40,8 @@ pub async fn dispatch(
         JobOutput::NAME => call::<JobOutput, _>(params, |p| job::output(d, p)).await,
         JobKill::NAME => call::<JobKill, _>(params, |p| job::kill(d, p)).await,
         JobWait::NAME => call::<JobWait, _>(params, |p| job::wait(d, p)).await,
+        JobRemove::NAME => call::<JobRemove, _>(params, |p| remove::remove(d, p)).await,
+        JobPrune::NAME => call::<JobPrune, _>(params, |p| remove::prune(d, p)).await,
         NotificationsPeek::NAME => {
             call::<NotificationsPeek, _>(params, |p| notifications::peek(d, p)).await
         }

@@ -23,7 +23,8 @@ fn max(m: Option<u64>) -> usize {
 /// says whether others follow.
 pub async fn peek(d: &Arc<Daemon>, p: PeekParams) -> Result<NotificationsResult, RpcError> {
     let session = params::session(p.session)?;
-    let (notifications, more) = d.shared.queues.lock().expect("queues poisoned").peek(
+    let queues = d.shared.queues.lock().expect("queues poisoned");
+    let (notifications, more) = queues.peek(
         &session,
         p.after_seq.unwrap_or(0),
         max(p.max),
@@ -32,6 +33,7 @@ pub async fn peek(d: &Arc<Daemon>, p: PeekParams) -> Result<NotificationsResult,
     Ok(NotificationsResult {
         notifications,
         more,
+        dropped: queues.dropped(&session).0,
     })
 }
 
@@ -45,6 +47,7 @@ pub async fn ack(d: &Arc<Daemon>, p: AckParams) -> Result<AckResult, RpcError> {
             d.config.state_dir.join("agentd.db").display()
         ))
     })?;
+    d.retention_wake.notify_one();
     Ok(AckResult { acked })
 }
 
@@ -53,18 +56,20 @@ pub async fn ack(d: &Arc<Daemon>, p: AckParams) -> Result<AckResult, RpcError> {
 /// Concurrent drains never return the same notification twice.
 pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResult, RpcError> {
     let session = params::session(p.session)?;
-    let (taken, more) = {
+    let (taken, more, (dropped, dropped_seq)) = {
         let mut queues = d.shared.queues.lock().expect("queues poisoned");
         let (page, more) = queues.peek(&session, 0, max(p.max), MAX_PAGE_BYTES);
+        let dropped = queues.dropped(&session);
         match page.last() {
-            Some(last) => (queues.remove_up_to(&session, last.seq), more),
-            None => (Vec::new(), false),
+            Some(last) => (queues.remove_up_to(&session, last.seq), more, dropped),
+            None => (Vec::new(), false, dropped),
         }
     };
-    let Some(last) = taken.last() else {
+    // The ack covers the page and, with none, the drops reported here.
+    let Some(up_to) = taken.last().map(|n| n.seq).or(dropped_seq) else {
         return Ok(NotificationsResult::default());
     };
-    if let Err(e) = d.store.ack(session, last.seq).await {
+    if let Err(e) = d.store.ack(session, up_to).await {
         d.shared
             .queues
             .lock()
@@ -75,9 +80,11 @@ pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResul
             d.config.state_dir.join("agentd.db").display()
         )));
     }
+    d.retention_wake.notify_one();
     Ok(NotificationsResult {
         notifications: taken,
         more,
+        dropped,
     })
 }
 
@@ -94,16 +101,16 @@ pub async fn wait(
         let changed = d.shared.queue_changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let (notifications, more) = d.shared.queues.lock().expect("queues poisoned").peek(
-            &session,
-            0,
-            max(p.max),
-            MAX_PAGE_BYTES,
-        );
+        let (notifications, more, dropped) = {
+            let queues = d.shared.queues.lock().expect("queues poisoned");
+            let (page, more) = queues.peek(&session, 0, max(p.max), MAX_PAGE_BYTES);
+            (page, more, queues.dropped(&session).0)
+        };
         if !notifications.is_empty() {
             return Ok(NotificationsResult {
                 notifications,
                 more,
+                dropped,
             });
         }
         tokio::select! {

@@ -18,7 +18,7 @@ pub mod schema;
 use crate::state::Shared;
 use agentd_proto::{Job, Notification};
 use rusqlite::Connection;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -94,13 +94,33 @@ enum Op {
         session: String,
         up_to: u64,
     },
+    /// Retention's pending cap: `session`'s notifications up to `up_to`
+    /// stop being pending, recorded as dropped.
+    DropPending {
+        session: String,
+        up_to: u64,
+    },
+    /// Removes jobs (rows, notifications) and records their ids in
+    /// `removing` until their output is deleted.
+    RemoveJobs {
+        ids: Vec<String>,
+    },
+    /// Their output is deleted: forget the ids in `removing`.
+    ForgetRemoved {
+        ids: Vec<String>,
+    },
     Barrier,
 }
 
 enum Output {
     Done,
-    Notification(Box<Notification>),
+    /// A finished job's notification and, when the session then held more
+    /// than the pending cap, the drop made in the same transaction: the
+    /// highest `seq` dropped and how many.
+    Notification(Box<Notification>, Option<(u64, u64)>),
     Acked(u64),
+    /// Rows removed or notifications dropped.
+    Count(u64),
 }
 
 struct Command {
@@ -120,14 +140,22 @@ impl Store {
     /// applies committed job ends and acks to `shared`.
     ///
     /// Errors: as [`schema::open`] and [`schema::load`].
-    pub fn open(path: PathBuf, shared: Arc<Shared>) -> Result<(Store, Loaded), StoreError> {
+    ///
+    /// `pending_cap` is `[retention] max_pending_per_session`: a job's end
+    /// that leaves its session with more pending notifications drops the
+    /// oldest in the same transaction.
+    pub fn open(
+        path: PathBuf,
+        shared: Arc<Shared>,
+        pending_cap: Option<usize>,
+    ) -> Result<(Store, Loaded), StoreError> {
         let conn = schema::open(&path)?;
         let loaded = schema::load(&conn)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let last_seq = loaded.last_seq;
         std::thread::Builder::new()
             .name("agentd-store".into())
-            .spawn(move || run(conn, rx, shared, last_seq))
+            .spawn(move || run(conn, rx, shared, last_seq, pending_cap))
             .map_err(|e| StoreError::Open {
                 path,
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
@@ -238,7 +266,7 @@ impl Store {
             })
             .await?
         {
-            Output::Notification(n) => Ok(*n),
+            Output::Notification(n, _) => Ok(*n),
             _ => unreachable!("finish answers with a notification"),
         }
     }
@@ -254,6 +282,42 @@ impl Store {
         }
     }
 
+    /// Drops `session`'s pending notifications up to `up_to` (the pending
+    /// cap, [`crate::retention`]) and records how many, so the session's
+    /// next peek says so; after the commit they leave the in-memory queue.
+    /// Returns how many were dropped.
+    ///
+    /// Errors: the commit failed (nothing is dropped).
+    pub async fn drop_pending(&self, session: String, up_to: u64) -> Result<u64, StoreError> {
+        match self.exec(Op::DropPending { session, up_to }).await? {
+            Output::Count(n) => Ok(n),
+            _ => unreachable!("drop_pending answers with a count"),
+        }
+    }
+
+    /// Removes finished jobs `ids`: their rows and notifications go in one
+    /// transaction, which also records the ids in the `removing` table;
+    /// after the commit they leave the job table and queues. The caller
+    /// then deletes their output and calls [`Store::forget_removed`].
+    /// Returns how many rows were removed.
+    ///
+    /// Errors: the commit failed (nothing is removed).
+    pub async fn remove_jobs(&self, ids: Vec<String>) -> Result<u64, StoreError> {
+        match self.exec(Op::RemoveJobs { ids }).await? {
+            Output::Count(n) => Ok(n),
+            _ => unreachable!("remove_jobs answers with a count"),
+        }
+    }
+
+    /// Forgets removed jobs whose output is deleted. Not awaited: a crash
+    /// before the commit only makes the next start delete (nothing) again.
+    pub fn forget_removed(&self, ids: Vec<String>) {
+        let _ = self.tx.send(Command {
+            op: Op::ForgetRemoved { ids },
+            reply: None,
+        });
+    }
+
     /// Returns once everything sent before it is committed.
     pub async fn flush(&self) {
         let _ = self.exec(Op::Barrier).await;
@@ -266,6 +330,7 @@ fn run(
     mut rx: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
     mut last_seq: u64,
+    pending_cap: Option<usize>,
 ) {
     let mut batch = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -276,7 +341,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        let outcome = execute(&mut conn, &mut batch, &mut last_seq);
+        let outcome = execute(&mut conn, &mut batch, &mut last_seq, &shared, pending_cap);
         for (cmd, result) in batch.drain(..).zip(outcome.results) {
             let result = match (outcome.commit.as_ref(), result) {
                 (Err(e), _) => Err(e.clone()),
@@ -295,7 +360,13 @@ struct BatchOutcome {
     commit: Result<(), String>,
 }
 
-fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> BatchOutcome {
+fn execute(
+    conn: &mut Connection,
+    batch: &mut [Command],
+    last_seq: &mut u64,
+    shared: &Shared,
+    pending_cap: Option<usize>,
+) -> BatchOutcome {
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         Err(e) => {
@@ -307,6 +378,7 @@ fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> 
         }
     };
     let mut results = Vec::with_capacity(batch.len());
+    let mut cap = PendingCap::default();
     // Set when an environment was removed: the WAL then still holds it.
     let mut wipe = false;
     let mut wiped = |had_env: bool| wipe |= had_env;
@@ -335,12 +407,23 @@ fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> 
             Op::Finish { job, output_tail } => {
                 *last_seq += 1;
                 let n = notification_for(job, *last_seq, std::mem::take(output_tail));
-                schema::finish_job(&tx, job, &n).map(|w| {
-                    wiped(w);
-                    Output::Notification(Box::new(n))
-                })
+                schema::finish_job(&tx, job, &n)
+                    .and_then(|w| {
+                        wiped(w);
+                        let drop = match pending_cap {
+                            Some(max) => cap.enforce(&tx, shared, &n, max)?,
+                            None => None,
+                        };
+                        Ok(drop)
+                    })
+                    .map(|drop| Output::Notification(Box::new(n), drop))
             }
             Op::Ack { session, up_to } => schema::ack(&tx, session, *up_to).map(Output::Acked),
+            Op::DropPending { session, up_to } => {
+                schema::drop_pending(&tx, session, *up_to).map(Output::Count)
+            }
+            Op::RemoveJobs { ids } => schema::remove_jobs(&tx, ids).map(Output::Count),
+            Op::ForgetRemoved { ids } => schema::forget_removed(&tx, ids).map(|_| Output::Done),
             Op::Barrier => Ok(Output::Done),
         };
         if let Err(e) = &result {
@@ -364,20 +447,64 @@ fn execute(conn: &mut Connection, batch: &mut [Command], last_seq: &mut u64) -> 
     BatchOutcome { results, commit }
 }
 
+/// The pending cap within one batch: what this batch queued and dropped
+/// per session, on top of the in-memory queues (which see the batch only
+/// after its commit).
+#[derive(Default)]
+struct PendingCap {
+    /// Per session: `seq`s queued by this batch and not dropped.
+    queued: HashMap<String, Vec<u64>>,
+    /// Per session: the highest `seq` this batch dropped.
+    dropped_up_to: HashMap<String, u64>,
+}
+
+impl PendingCap {
+    /// After `n` is queued: when its session holds more than `max`
+    /// pending, drops the oldest down to `max` (in `tx`). Returns the drop.
+    fn enforce(
+        &mut self,
+        tx: &Connection,
+        shared: &Shared,
+        n: &Notification,
+        max: usize,
+    ) -> rusqlite::Result<Option<(u64, u64)>> {
+        let queued = self.queued.entry(n.session.clone()).or_default();
+        queued.push(n.seq);
+        let floor = self.dropped_up_to.get(&n.session).copied().unwrap_or(0);
+        let queues = shared.queues.lock().expect("queues poisoned");
+        let in_memory = queues.pending_after(&n.session, floor);
+        let total = in_memory + queued.len();
+        if total <= max {
+            return Ok(None);
+        }
+        // The newest of the ones to drop: index `total - max - 1`.
+        let k = total - max - 1;
+        let up_to = match queues.nth_pending_after(&n.session, floor, k) {
+            Some(seq) => seq,
+            None => queued[k - in_memory],
+        };
+        drop(queues);
+        let count = schema::drop_pending(tx, &n.session, up_to)?;
+        self.dropped_up_to.insert(n.session.clone(), up_to);
+        queued.retain(|&s| s > up_to);
+        Ok(Some((up_to, count)))
+    }
+}
+
 /// Applies one command's effect to memory after its transaction.
 fn apply(shared: &Shared, op: Op, result: &Result<Output, String>, committed: bool) {
     match (op, result) {
         // A job's end is applied even when the commit failed: the process is
         // gone, and the notification still reaches this daemon's clients.
         (Op::Finish { job, .. }, _) => {
-            let n = match result {
-                Ok(Output::Notification(n)) => (**n).clone(),
-                _ => notification_for(&job, 0, String::new()),
+            let (n, drop) = match result {
+                Ok(Output::Notification(n, drop)) => ((**n).clone(), *drop),
+                _ => (notification_for(&job, 0, String::new()), None),
             };
             if n.seq == 0 {
                 shared.jobs.lock().expect("job table poisoned").finish(*job);
             } else {
-                shared.apply_finish(*job, n);
+                shared.apply_finish(*job, n, drop);
             }
         }
         (Op::Ack { session, up_to }, Ok(_)) if committed => {
@@ -385,7 +512,23 @@ fn apply(shared: &Shared, op: Op, result: &Result<Output, String>, committed: bo
                 .queues
                 .lock()
                 .expect("queues poisoned")
-                .remove_up_to(&session, up_to);
+                .ack(&session, up_to);
+        }
+        (Op::DropPending { session, up_to }, Ok(Output::Count(n))) if committed => {
+            shared
+                .queues
+                .lock()
+                .expect("queues poisoned")
+                .record_dropped(&session, up_to, *n);
+        }
+        (Op::RemoveJobs { ids }, Ok(_)) if committed => {
+            let mut jobs = shared.jobs.lock().expect("job table poisoned");
+            let mut queues = shared.queues.lock().expect("queues poisoned");
+            for id in ids {
+                if let Some(job) = jobs.remove(&id) {
+                    queues.remove_job(&job.session, &id);
+                }
+            }
         }
         _ => {}
     }

@@ -14,6 +14,13 @@
 //!     queued jobs' environments over, then drops the column and rewrites
 //!     the file (`VACUUM`), which also clears what earlier versions left in
 //!     free pages.
+//! 5 — `jobs.sandbox`, `jobs.limits`: a job's sandbox and resource
+//!     limits (docs/sandbox.md).
+//! 6 — retention (DESIGN.md, "A daemon for a lifetime"): `removing`, the
+//!     ids of removed jobs whose output is still to be deleted (so a crash
+//!     mid-removal leaves no orphan output); `dropped`, what the pending cap
+//!     dropped that a session has not acknowledged yet; an index on
+//!     `notifications.job_id` for removing a job's notification.
 //!
 //! A database with a newer version is refused, never rewritten.
 
@@ -24,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -68,6 +75,28 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
+CREATE TABLE IF NOT EXISTS removing (
+    job_id TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS dropped (
+    session   TEXT NOT NULL,
+    up_to_seq INTEGER NOT NULL,
+    count     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_job ON notifications (job_id);
+";
+
+/// Version 5 to 6: retention's tables and index.
+const MIGRATE_5_TO_6: &str = "
+CREATE TABLE removing (
+    job_id TEXT PRIMARY KEY
+);
+CREATE TABLE dropped (
+    session   TEXT NOT NULL,
+    up_to_seq INTEGER NOT NULL,
+    count     INTEGER NOT NULL
+);
+CREATE INDEX notifications_job ON notifications (job_id);
 ";
 
 /// Version 1 to 2: the shim of a running job.
@@ -138,6 +167,11 @@ pub struct Loaded {
     pub pending: Vec<Notification>,
     /// The highest `seq` ever assigned.
     pub last_seq: u64,
+    /// Removed jobs whose output may still be on disk.
+    pub removing: Vec<String>,
+    /// Unacknowledged drops of the pending cap: session, highest `seq`
+    /// dropped, how many.
+    pub dropped: Vec<(String, u64, u64)>,
 }
 
 /// Opens (creating if needed) the database at `path` in WAL mode with full
@@ -180,15 +214,18 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let upgrade = match version {
         0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         1 => format!(
-            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         2 => format!(
-            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         3 => format!(
-            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
-        4 => format!("BEGIN; {MIGRATE_4_TO_5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        4 => format!(
+            "BEGIN; {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ),
+        5 => format!("BEGIN; {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
     if !upgrade.is_empty() {
@@ -348,10 +385,26 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             r.get(0)
         })
         .optional()?;
+    let removing = conn
+        .prepare("SELECT job_id FROM removing")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let dropped = conn
+        .prepare("SELECT session, up_to_seq, count FROM dropped ORDER BY up_to_seq")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Loaded {
         jobs,
         pending,
         last_seq: last_seq.unwrap_or(0) as u64,
+        removing,
+        dropped,
     })
 }
 
@@ -502,5 +555,49 @@ pub fn ack(conn: &Connection, session: &str, up_to: u64) -> rusqlite::Result<u64
             "UPDATE notifications SET acked = 1 WHERE session = ?1 AND seq <= ?2 AND acked = 0",
         )?
         .execute(params![session, up_to as i64])?;
+    conn.prepare_cached("DELETE FROM dropped WHERE session = ?1 AND up_to_seq <= ?2")?
+        .execute(params![session, up_to as i64])?;
     Ok(n as u64)
+}
+
+/// Drops `session`'s pending notifications up to `up_to` (they stop being
+/// pending) and records the drop; returns how many were dropped.
+pub fn drop_pending(conn: &Connection, session: &str, up_to: u64) -> rusqlite::Result<u64> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE notifications SET acked = 1 WHERE session = ?1 AND seq <= ?2 AND acked = 0",
+        )?
+        .execute(params![session, up_to as i64])? as u64;
+    if n > 0 {
+        conn.prepare_cached("INSERT INTO dropped (session, up_to_seq, count) VALUES (?1, ?2, ?3)")?
+            .execute(params![session, up_to as i64, n as i64])?;
+    }
+    Ok(n)
+}
+
+/// Deletes jobs' rows and notifications and records their ids in
+/// `removing`; returns how many rows were deleted.
+pub fn remove_jobs(conn: &Connection, ids: &[String]) -> rusqlite::Result<u64> {
+    let mut removed = 0;
+    for id in ids {
+        removed += conn
+            .prepare_cached("DELETE FROM jobs WHERE id = ?1")?
+            .execute(params![id])? as u64;
+        conn.prepare_cached("DELETE FROM notifications WHERE job_id = ?1")?
+            .execute(params![id])?;
+        conn.prepare_cached("DELETE FROM job_env WHERE job_id = ?1")?
+            .execute(params![id])?;
+        conn.prepare_cached("INSERT OR IGNORE INTO removing (job_id) VALUES (?1)")?
+            .execute(params![id])?;
+    }
+    Ok(removed)
+}
+
+/// Forgets removed jobs whose output is gone.
+pub fn forget_removed(conn: &Connection, ids: &[String]) -> rusqlite::Result<()> {
+    for id in ids {
+        conn.prepare_cached("DELETE FROM removing WHERE job_id = ?1")?
+            .execute(params![id])?;
+    }
+    Ok(())
 }

@@ -397,4 +397,5 @@ pub async fn finish(daemon: &Daemon, mut job: Job, started: Option<Instant>) {
     if let Err(e) = daemon.store.finish(job, tail).await {
         tracing::error!("cannot record a job's end durably: {e}");
     }
+    daemon.retention_wake.notify_one();
 }

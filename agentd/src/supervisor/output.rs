@@ -20,6 +20,17 @@ pub fn path(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join("jobs").join(id).join("output.log")
 }
 
+/// Deletes everything job `id` keeps on disk (its directory: output log
+/// and exit record). A job with nothing on disk is not an error.
+///
+/// Errors: the directory exists but cannot be deleted.
+pub fn remove(state_dir: &Path, id: &str) -> io::Result<()> {
+    match std::fs::remove_dir_all(state_dir.join("jobs").join(id)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Creates the job's directory (mode 0700, as `jobs/`) and an empty
 /// output log (mode 0600).
 ///
