@@ -45,6 +45,9 @@ struct Args {
     /// Exit 1 when a target is missed
     #[arg(long)]
     strict: bool,
+    /// Only the sandbox set-up figures (no pueue needed); prints the rows
+    #[arg(long)]
+    only_sandbox: bool,
 }
 
 /// The workspace root (this crate lives in `bench/`).
@@ -89,6 +92,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the sandbox figures alone against a fresh agentd and prints them;
+/// true when their targets were met.
+fn only_sandbox(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
+    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
+    std::fs::create_dir_all(tmp.path().join("agentd"))?;
+    let agentd = agentd_side::Agentd::start(bin_dir, &tmp.path().join("agentd"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = Arc::new(rt.block_on(agentd.client())?);
+    let cwd = tmp.path().display().to_string();
+    let rows = vec![
+        rt.block_on(sandbox::submit_round_trip(&client, sizes.cli_samples, &cwd))?,
+        rt.block_on(sandbox::burst(&client, sizes.burst / 3, &cwd))?,
+    ];
+    let header = format!(
+        "Sandbox set-up only, {}; agentd {} (release build); command: `cargo run --release -p agentd-bench -- --only-sandbox`. Medians.",
+        procfs::machine(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    print!("{}", report::table(&rows, &header));
+    Ok(rows.iter().all(report::Row::met))
+}
+
 /// Runs every figure; true when every target was met.
 fn run(args: &Args) -> anyhow::Result<bool> {
     if cfg!(debug_assertions) {
@@ -105,6 +132,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             .with_context(|| format!("--bin-dir {}", dir.display()))?,
         None => build_binaries()?,
     };
+    if args.only_sandbox {
+        return only_sandbox(&bin_dir, sizes);
+    }
     let pueue_root = args
         .pueue_root
         .clone()
