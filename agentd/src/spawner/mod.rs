@@ -48,6 +48,9 @@ pub fn run() -> ExitCode {
         eprintln!("agentd spawner: cannot ignore SIGCHLD: {e}");
         return ExitCode::FAILURE;
     }
+    // Detected once here, so every shim forked from this process has it
+    // already instead of asking the kernel again before each job's start.
+    let _ = crate::sandbox::support();
     // SAFETY: agentd starts the spawner with the socket as stdin; nothing
     // else in this process owns fd 0.
     // One descriptor for both directions: a forked shim replaces fd 0 with
