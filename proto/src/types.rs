@@ -159,3 +159,25 @@ pub struct Notification {
     #[serde(default)]
     pub reason: Option<String>,
 }
+
+impl Notification {
+    /// The notification of the finished `job`, numbered `seq`, with
+    /// `output_tail` (the last `tail_bytes` of its output); `finished_at`
+    /// is empty for a job that has none.
+    pub fn of_job(job: &Job, seq: u64, output_tail: String) -> Notification {
+        Notification {
+            seq,
+            job_id: job.id.clone(),
+            short_id: job.short_id.clone(),
+            session: job.session.clone(),
+            state: job.state,
+            exit_code: job.exit_code,
+            signal: job.signal.clone(),
+            command: job.command.clone(),
+            duration_ms: job.duration_ms,
+            output_tail,
+            finished_at: job.finished_at.clone().unwrap_or_default(),
+            reason: job.reason.clone(),
+        }
+    }
+}

@@ -406,7 +406,7 @@ fn execute(
             }),
             Op::Finish { job, output_tail } => {
                 *last_seq += 1;
-                let n = notification_for(job, *last_seq, std::mem::take(output_tail));
+                let n = Notification::of_job(job, *last_seq, std::mem::take(output_tail));
                 schema::finish_job(&tx, job, &n)
                     .and_then(|w| {
                         wiped(w);
@@ -499,7 +499,7 @@ fn apply(shared: &Shared, op: Op, result: &Result<Output, String>, committed: bo
         (Op::Finish { job, .. }, _) => {
             let (n, drop) = match result {
                 Ok(Output::Notification(n, drop)) => ((**n).clone(), *drop),
-                _ => (notification_for(&job, 0, String::new()), None),
+                _ => (Notification::of_job(&job, 0, String::new()), None),
             };
             if n.seq == 0 {
                 shared.jobs.lock().expect("job table poisoned").finish(*job);
@@ -531,23 +531,5 @@ fn apply(shared: &Shared, op: Op, result: &Result<Output, String>, committed: bo
             }
         }
         _ => {}
-    }
-}
-
-/// The notification of a finished job.
-fn notification_for(job: &Job, seq: u64, output_tail: String) -> Notification {
-    Notification {
-        seq,
-        job_id: job.id.clone(),
-        short_id: job.short_id.clone(),
-        session: job.session.clone(),
-        state: job.state,
-        exit_code: job.exit_code,
-        signal: job.signal.clone(),
-        command: job.command.clone(),
-        duration_ms: job.duration_ms,
-        output_tail,
-        finished_at: job.finished_at.clone().unwrap_or_default(),
-        reason: job.reason.clone(),
     }
 }

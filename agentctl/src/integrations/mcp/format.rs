@@ -8,7 +8,7 @@ use agentd_proto::{Job, Notification};
 
 /// `[bg:1a2b3c4d] succeeded (exit 0): cargo build`, as in a results block.
 pub fn header(job: &Job) -> String {
-    notifications::header(&as_notification(job, String::new()))
+    notifications::header(&Notification::of_job(job, 0, String::new()))
 }
 
 /// A finished job with its output tail.
@@ -85,21 +85,4 @@ pub fn output(out: &OutputResult) -> String {
             "; more may come"
         }
     )
-}
-
-fn as_notification(job: &Job, output_tail: String) -> Notification {
-    Notification {
-        seq: 0,
-        job_id: job.id.clone(),
-        short_id: job.short_id.clone(),
-        session: job.session.clone(),
-        state: job.state,
-        exit_code: job.exit_code,
-        signal: job.signal.clone(),
-        command: job.command.clone(),
-        duration_ms: job.duration_ms,
-        output_tail,
-        finished_at: job.finished_at.clone().unwrap_or_default(),
-        reason: job.reason.clone(),
-    }
 }
