@@ -110,17 +110,24 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
         }
     };
     let _ = File::from(report).write_all(itoa_line(leader).bytes());
-    if request.max_output > 0
-        && let Err(e) = cap::enforce(&request.log, request.max_output)
-    {
-        eprintln!("agentd shim: cannot apply [output] max_bytes; the output is not capped: {e}");
-    }
-    let status = reap_until(leader);
-    if request.max_output > 0
-        && let Ok(f) = File::options().write(true).open(&request.log)
-    {
-        // What the job wrote since the cap thread last woke.
-        let _ = cap::trim(&f, request.max_output);
+    let watch = if request.max_output > 0 {
+        cap::Watch::new(&request.log, request.max_output)
+            .map_err(|e| {
+                eprintln!(
+                    "agentd shim: cannot apply [output] max_bytes; the output is not capped: {e}"
+                );
+            })
+            .ok()
+    } else {
+        None
+    };
+    let status = match &watch {
+        Some(w) => reap_watching(leader, w),
+        None => reap_until(leader),
+    };
+    if let Some(w) = &watch {
+        // What the job wrote since the log was last trimmed.
+        let _ = w.woken();
     }
     // The job's process wrote why it did not exec, if it did not; the pipe
     // closed at its exec or exit, so this never waits.
@@ -284,6 +291,61 @@ struct LineBuf {
 impl LineBuf {
     fn bytes(&self) -> &[u8] {
         &self.buf[self.start..]
+    }
+}
+
+/// [`reap_until`] while keeping the log within its cap: SIGCHLD is blocked
+/// and read from a signalfd, polled beside the log's inotify watch, so the
+/// shim keeps one thread. Children are reaped (without waiting) before
+/// every poll, so an exit signalled before SIGCHLD was blocked is not
+/// missed. Falls back to [`reap_until`] (uncapped) if SIGCHLD cannot be
+/// read from a descriptor.
+fn reap_watching(leader: u32, watch: &cap::Watch) -> Option<rustix::process::WaitStatus> {
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    if mask.thread_block().is_err() {
+        return reap_until(leader);
+    }
+    let Ok(sfd) = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+    else {
+        eprintln!("agentd shim: cannot watch the job's children; the output is not capped");
+        return reap_until(leader);
+    };
+    let mut watching = true;
+    loop {
+        loop {
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((pid, status))) if pid.as_raw_nonzero().get() as u32 == leader => {
+                    return Some(status);
+                }
+                Ok(Some(_)) | Err(rustix::io::Errno::INTR) => continue,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("agentd shim: waiting for the job failed: {e}");
+                    return None;
+                }
+            }
+        }
+        let mut fds = vec![PollFd::new(&sfd, PollFlags::IN)];
+        if watching {
+            fds.push(PollFd::from_borrowed_fd(watch.fd(), PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                eprintln!("agentd shim: polling failed: {e}; the output is no longer capped");
+                return reap_until(leader);
+            }
+        }
+        let log_written = watching && fds[1].revents().contains(PollFlags::IN);
+        while let Ok(Some(_)) = sfd.read_signal() {}
+        if log_written && let Err(e) = watch.woken() {
+            eprintln!("agentd shim: cannot keep the output within [output] max_bytes: {e}");
+            watching = false;
+        }
     }
 }
 

@@ -6,25 +6,27 @@
 //! the count of every byte the job wrote (`output_bytes`), and the job's
 //! processes go on appending to the same file.
 //!
-//! The job's shim enforces the cap ([`enforce`]): a thread blocked on an
-//! inotify watch of the log, woken only when the log is written, so a quiet
-//! job costs no CPU, and the cap holds whether or not agentd runs. Readers
+//! The job's shim enforces the cap ([`Watch`]): on its one thread it waits
+//! for an inotify watch of the log as well as for its children, woken only
+//! when the log is written, so a quiet job costs no CPU, and the cap holds
+//! whether or not agentd runs. Readers
 //! find the dropped range in the file itself ([`dropped`], with `SEEK_HOLE`
 //! and `SEEK_DATA`): there is no second record to keep in step.
 //!
 //! What is kept, with `M` the cap: the head, the first `M/4` bytes, and
-//! the newest bytes. The thread lets the log grow to `7M/8` on disk, then
+//! the newest bytes. The shim lets the log grow to `7M/8` on disk, then
 //! drops the middle down to `5M/8` (the newest `3M/8` kept), in steps of
 //! `M/4`: few hole punches, and `M/8` of headroom for what the job writes
-//! while the thread waits to run, so the log stays within the cap even
+//! while the shim waits to run, so the log stays within the cap even
 //! under a fast writer. (Sizes are rounded to the file system's blocks.)
 
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FallocateFlags, SeekFrom};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Smallest cap accepted (64 KiB): below it the head and the tail would be
 /// a few blocks each.
@@ -104,42 +106,55 @@ pub fn dropped(file: &File, total: u64) -> io::Result<Option<(u64, u64)>> {
     Ok(Some((from, to)))
 }
 
-/// Starts the shim's cap thread for the log at `path`: woken by inotify at
-/// each write to the log, it trims it (see [`trim`]) until the process
-/// exits. The shim calls [`trim`] once more after the job's end. Problems
-/// are written to stderr, which is the job's log, once.
-///
-/// Errors: inotify cannot watch the log, or the thread cannot start (the
-/// job then runs uncapped).
-pub fn enforce(path: &Path, max: u64) -> io::Result<()> {
-    use rustix::fs::inotify;
-    let file = File::options().write(true).open(path)?;
-    let fd = inotify::init(inotify::CreateFlags::CLOEXEC)?;
-    inotify::add_watch(&fd, path, inotify::WatchFlags::MODIFY)?;
-    let shown: PathBuf = path.to_owned();
-    std::thread::Builder::new()
-        .name("cap".into())
-        .spawn(move || {
-            let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
-            let mut events = inotify::Reader::new(&fd, &mut buf);
-            loop {
-                match events.next() {
-                    Ok(_) => {}
-                    Err(Errno::INTR) => continue,
-                    Err(e) => {
-                        eprintln!("agentd shim: watching {} failed: {e}", shown.display());
-                        return;
-                    }
-                }
-                if let Err(e) = trim(&file, max) {
-                    eprintln!(
-                        "agentd shim: cannot keep the output within [output] max_bytes ({max}): {e}"
-                    );
-                    return;
-                }
+/// A watch on a job's output log: an inotify descriptor woken at each
+/// write to the log, and the log opened for trimming. The shim polls it
+/// beside its SIGCHLD descriptor on its one thread (a second thread made
+/// every job's end reach agentd about 7 ms later; docs/benchmarks.md).
+pub struct Watch {
+    /// Readable when the log was written since the last [`Watch::woken`].
+    inotify: OwnedFd,
+    /// The log, opened for writing (hole punching).
+    file: File,
+    /// `[output] max_bytes`.
+    max: u64,
+}
+
+impl Watch {
+    /// Watches the log at `path`, to keep it within `max` bytes.
+    ///
+    /// Errors: the log cannot be opened or inotify cannot watch it (the
+    /// job then runs uncapped).
+    pub fn new(path: &Path, max: u64) -> io::Result<Watch> {
+        use rustix::fs::inotify;
+        let file = File::options().write(true).open(path)?;
+        let inotify =
+            inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        inotify::add_watch(&inotify, path, inotify::WatchFlags::MODIFY)?;
+        Ok(Watch { inotify, file, max })
+    }
+
+    /// The descriptor to poll for readability.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    /// Takes the pending events and trims the log (see [`trim`]).
+    ///
+    /// Errors: reading the events or trimming failed; the caller stops
+    /// watching.
+    pub fn woken(&self) -> io::Result<()> {
+        let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+        let mut events = rustix::fs::inotify::Reader::new(&self.inotify, &mut buf);
+        loop {
+            match events.next() {
+                Ok(_) => {}
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => break,
+                Err(e) => return Err(e.into()),
             }
-        })?;
-    Ok(())
+        }
+        trim(&self.file, self.max)
+    }
 }
 
 #[cfg(test)]
