@@ -21,8 +21,8 @@
 //!    output log, the sandbox applied just before `exec`;
 //! 5. writes the job's pid as one decimal line to its pipe (agentd holds
 //!    the read end);
-//! 6. keeps the output log within `[output] max_bytes` with a thread that
-//!    inotify wakes at each write ([`crate::supervisor::cap`]);
+//! 6. keeps the output log within `[output] max_bytes`, woken by inotify
+//!    at each write ([`crate::supervisor::cap::Watch`]), on its one thread;
 //! 7. reaps every child until the job's leader exits;
 //! 8. writes the leader's exit status durably to `exit.json` in the job's
 //!    directory ([`crate::supervisor::record`]), with the reason when the
