@@ -95,7 +95,7 @@ async fn submit_pipelined(client: &Arc<Client>, n: usize, session: &str) -> anyh
 
 /// Takes notifications of `session` (long-poll, then drain) until `n` have
 /// arrived.
-async fn await_notifications(client: &Client, session: &str, n: usize) -> anyhow::Result<()> {
+pub async fn await_notifications(client: &Client, session: &str, n: usize) -> anyhow::Result<()> {
     let mut seen = 0;
     while seen < n {
         let waited = client

@@ -5,12 +5,8 @@
 
 use crate::report::{Row, ms};
 use crate::stats::median;
-use agentd_proto::methods::{
-    DrainParams, JobSubmit, NotificationsDrain, NotificationsWait, NotificationsWaitParams,
-    SubmitParams,
-};
+use agentd_proto::methods::{JobSubmit, SubmitParams};
 use agentd_proto::{Client, Sandbox, SandboxMode};
-use anyhow::ensure;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,28 +73,7 @@ pub async fn burst(client: &Arc<Client>, n: usize, cwd: &str) -> anyhow::Result<
         while let Some(reply) = calls.join_next().await {
             reply??;
         }
-        let mut seen = 0;
-        while seen < n {
-            let waited = client
-                .call::<NotificationsWait>(&NotificationsWaitParams {
-                    session: Some(session.into()),
-                    timeout_ms: 120_000,
-                    max: None,
-                })
-                .await?;
-            ensure!(
-                !waited.notifications.is_empty(),
-                "no notification in {session} for 2 minutes"
-            );
-            seen += client
-                .call::<NotificationsDrain>(&DrainParams {
-                    session: Some(session.into()),
-                    max: None,
-                })
-                .await?
-                .notifications
-                .len();
-        }
+        crate::figures::await_notifications(client, session, n).await?;
         took.push(start.elapsed());
     }
     let (none, ws) = (took[0], took[1]);
