@@ -223,3 +223,69 @@ async fn codex_and_gemini_get_the_results_of_their_project_directory() {
             .contains(&job.short_id)
     );
 }
+
+#[tokio::test]
+async fn results_dropped_by_the_pending_cap_are_told_to_the_model_once() {
+    let env = TestEnv::new();
+    env.write_agentd_config("[retention]\nmax_pending_per_session = 3\n");
+    let daemon = env.start_daemon();
+    let client = daemon.client().await;
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        jobs.push(finished_job(&client, "claude-capped", &format!("echo r{i}")).await);
+    }
+
+    let (code, out, err) = hook(&env, "claude-code", &prompt_event("capped"));
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let mut want = String::from(
+        "<background-results>\n2 earlier background results were dropped unread: too many were \
+         waiting (agentd's [retention] max_pending_per_session).\n",
+    );
+    for (i, job) in jobs.iter().enumerate().skip(2) {
+        want += &format!(
+            "[bg:{}] succeeded (exit 0): echo r{i}\nr{i}\n",
+            job.short_id
+        );
+    }
+    want += "</background-results>";
+    assert_eq!(answer["hookSpecificOutput"]["additionalContext"], want);
+
+    // Told once: the ack of the hand-over cleared the count.
+    assert_eq!(
+        hook(&env, "claude-code", &prompt_event("capped")),
+        (0, String::new(), String::new())
+    );
+    let page = client
+        .call::<NotificationsPeek>(&PeekParams {
+            session: Some("claude-capped".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.notifications.len(), page.dropped), (0, 0));
+}
+
+#[tokio::test]
+async fn a_drop_is_told_even_when_every_kept_result_was_seen_already() {
+    let env = TestEnv::new();
+    env.write_agentd_config("[retention]\nmax_pending_per_session = 1\n");
+    let daemon = env.start_daemon();
+    let client = daemon.client().await;
+    finished_job(&client, "claude-seen", "echo old").await;
+    let kept = finished_job(&client, "claude-seen", "echo kept").await;
+    // The MCP server already showed the kept one in a tool answer.
+    let dir = env.root().join("state/agentctl/integrations/claude-seen");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("shown"), format!("{}\n", kept.id)).unwrap();
+
+    let (code, out, err) = hook(&env, "claude-code", &prompt_event("seen"));
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(
+        answer["hookSpecificOutput"]["additionalContext"],
+        "<background-results>\n1 earlier background results were dropped unread: too many were \
+         waiting (agentd's [retention] max_pending_per_session).\n</background-results>"
+    );
+    assert_eq!(hook(&env, "claude-code", &prompt_event("seen")).1, "");
+}

@@ -276,3 +276,58 @@ async fn jobs_bind_to_the_claude_session_and_results_come_once() {
         .unwrap();
     assert!(other.jobs.is_empty());
 }
+
+#[tokio::test]
+async fn results_say_how_many_the_pending_cap_dropped() {
+    let Some(python) = clients::mcp_python() else {
+        clients::skip(
+            "results_say_how_many_the_pending_cap_dropped",
+            "no Python with the `mcp` package",
+        );
+        return;
+    };
+    let env = TestEnv::new();
+    env.write_agentd_config("[retention]\nmax_pending_per_session = 2\n");
+    let daemon = env.start_daemon();
+    let client = daemon.client().await;
+    let mut jobs = Vec::new();
+    for i in 0..5 {
+        let job = client
+            .call::<JobSubmit>(&SubmitParams {
+                command: format!("echo capped-{i}"),
+                session: Some("claude-sess-cap".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        jobs.push(rpc::wait(&client, &job.id).await);
+    }
+
+    let steps = json!([
+        {"tool": "results", "args": {}},
+        {"tool": "results", "args": {}},
+    ]);
+    let lines = drive(
+        &env,
+        &python,
+        json!({"steps": steps}),
+        &[("CLAUDE_CODE_SESSION_ID", "sess-cap")],
+    );
+    let first = text(&lines[1]);
+    assert!(
+        first.starts_with(
+            "<background-results>\n3 earlier background results were dropped unread: too many \
+             were waiting (agentd's [retention] max_pending_per_session).\n[bg:"
+        ),
+        "{first}"
+    );
+    assert!(first.contains("echo capped-3\ncapped-3\n"), "{first}");
+    assert!(first.contains("echo capped-4\ncapped-4\n"), "{first}");
+    assert!(!first.contains("capped-2"), "{first}");
+    let structured = &lines[1]["result"]["structuredContent"];
+    assert_eq!(structured["dropped"], 3, "{structured}");
+    assert_eq!(structured["results"].as_array().unwrap().len(), 2);
+    // Told once.
+    assert_eq!(text(&lines[2]), "No background results pending.");
+    assert_eq!(lines[2]["result"]["structuredContent"]["dropped"], 0);
+}

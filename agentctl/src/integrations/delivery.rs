@@ -21,6 +21,12 @@
 //! output tail while that fits; later ones show their header and a pointer
 //! to the `output` tool; what does not fit at all stays pending for the
 //! next hand-over, and the block says how many are left.
+//!
+//! Dropped results: when agentd's pending cap (`[retention]
+//! max_pending_per_session`) dropped older results unread, the peek says
+//! how many, and the block opens with the same line agentctl's own agent
+//! gets ([`crate::agent::notifications::dropped_line`]); the ack of the
+//! hand-over clears the count, so it is told once.
 
 use crate::agent::notifications;
 use agentd_proto::methods::{AckParams, NotificationsAck, NotificationsPeek, PeekParams};
@@ -48,6 +54,8 @@ pub struct Handover {
     pub up_to_seq: u64,
     /// The jobs shown, oldest first.
     pub shown: Vec<Notification>,
+    /// How many older results agentd dropped unread (the block says so).
+    pub dropped: u64,
 }
 
 /// The directory holding the hand-over records of agentd session
@@ -80,22 +88,21 @@ pub async fn take(client: &Client, session: &str) -> anyhow::Result<Option<Hando
         ack(client, session, seq).await?;
         remove(&record).await;
     }
-    let pending = client
+    let page = client
         .call::<NotificationsPeek>(&PeekParams {
             session: Some(session.to_string()),
             after_seq: recorded,
             max: Some(PEEK_MAX),
         })
-        .await?
-        .notifications;
-    if pending.is_empty() {
+        .await?;
+    if page.notifications.is_empty() {
         return Ok(None);
     }
     let seen = read_shown(&dir.join("shown")).await;
-    let Some(handover) = compose(pending, &seen) else {
+    let Some(handover) = compose(page.notifications, page.dropped, &seen) else {
         return Ok(None);
     };
-    if handover.shown.is_empty() {
+    if handover.shown.is_empty() && page.dropped == 0 {
         // Only results the model saw already: consume them quietly.
         ack(client, session, handover.up_to_seq).await?;
         return Ok(None);
@@ -135,12 +142,17 @@ pub async fn note_shown(session: &str, job_id: &str) -> anyhow::Result<()> {
 }
 
 /// Builds the hand-over from pending notifications (oldest first): which
-/// to show, within [`MAX_BLOCK_CHARS`], and the `seq` to ack up to. `None`
-/// when `pending` is empty.
-pub fn compose(pending: Vec<Notification>, seen: &HashSet<String>) -> Option<Handover> {
+/// to show, within [`MAX_BLOCK_CHARS`], and the `seq` to ack up to. The
+/// block opens with the count of older results agentd `dropped` unread,
+/// when that is not 0. `None` when `pending` is empty.
+pub fn compose(
+    pending: Vec<Notification>,
+    dropped: u64,
+    seen: &HashSet<String>,
+) -> Option<Handover> {
     let mut up_to_seq = None;
     let mut shown: Vec<Notification> = Vec::new();
-    let mut used = notifications::block(&[]).len();
+    let mut used = notifications::block_with_dropped(&[], dropped).len();
     let total = pending.len();
     let mut taken = 0;
     for mut n in pending {
@@ -175,7 +187,7 @@ pub fn compose(pending: Vec<Notification>, seen: &HashSet<String>) -> Option<Han
         taken += 1;
     }
     let up_to_seq = up_to_seq?;
-    let mut block = notifications::block(&shown);
+    let mut block = notifications::block_with_dropped(&shown, dropped);
     if taken < total {
         let more = format!(
             "({} more results pending: they come with the next prompt, or call the agentd `results` tool)\n",
@@ -188,6 +200,7 @@ pub fn compose(pending: Vec<Notification>, seen: &HashSet<String>) -> Option<Han
         block,
         up_to_seq,
         shown,
+        dropped,
     })
 }
 
@@ -291,7 +304,7 @@ mod tests {
 
     #[test]
     fn small_results_are_shown_whole() {
-        let h = compose(vec![note(1, "one\n"), note(2, "two\n")], &HashSet::new()).unwrap();
+        let h = compose(vec![note(1, "one\n"), note(2, "two\n")], 0, &HashSet::new()).unwrap();
         assert_eq!(h.up_to_seq, 2);
         assert_eq!(
             h.block,
@@ -303,11 +316,11 @@ mod tests {
     #[test]
     fn results_already_seen_are_consumed_not_shown() {
         let seen = HashSet::from(["job-1".to_string()]);
-        let h = compose(vec![note(1, "one"), note(2, "two")], &seen).unwrap();
+        let h = compose(vec![note(1, "one"), note(2, "two")], 0, &seen).unwrap();
         assert_eq!(h.up_to_seq, 2);
         assert_eq!(h.shown.len(), 1);
         assert!(!h.block.contains("echo 1"));
-        let h = compose(vec![note(1, "one")], &seen).unwrap();
+        let h = compose(vec![note(1, "one")], 0, &seen).unwrap();
         assert!(h.shown.is_empty());
         assert_eq!(h.up_to_seq, 1);
     }
@@ -316,7 +329,7 @@ mod tests {
     fn a_long_batch_stays_under_the_limit_and_leaves_the_rest_pending() {
         let tail = "x".repeat(1000);
         let pending: Vec<_> = (1..=50).map(|s| note(s, &tail)).collect();
-        let h = compose(pending, &HashSet::new()).unwrap();
+        let h = compose(pending, 0, &HashSet::new()).unwrap();
         assert!(h.block.len() <= MAX_BLOCK_CHARS, "{}", h.block.len());
         assert!(h.block.ends_with("</background-results>"));
         assert!(h.block.contains("call the agentd `output` tool with id"));
@@ -328,5 +341,28 @@ mod tests {
             h.block
         );
         assert_eq!(h.up_to_seq, h.shown.len() as u64);
+    }
+
+    #[test]
+    fn a_drop_opens_the_block_with_the_agent_loops_words() {
+        let h = compose(vec![note(7, "seven\n")], 4, &HashSet::new()).unwrap();
+        assert_eq!(
+            h.block,
+            notifications::block_with_dropped(&h.shown, 4),
+            "the same block agentctl's own agent gets"
+        );
+        assert!(h.block.contains(&notifications::dropped_line(4)));
+        assert_eq!(h.dropped, 4);
+        // Told even when every kept result was seen already.
+        let seen = HashSet::from(["job-7".to_string()]);
+        let h = compose(vec![note(7, "seven")], 4, &seen).unwrap();
+        assert!(h.shown.is_empty());
+        assert_eq!(
+            h.block,
+            format!(
+                "<background-results>\n{}\n</background-results>",
+                notifications::dropped_line(4)
+            )
+        );
     }
 }

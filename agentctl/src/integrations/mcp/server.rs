@@ -283,7 +283,7 @@ impl AgentdServer {
         let Some(handover) = handover else {
             return Ok((
                 "No background results pending.".into(),
-                json!({ "results": [] }),
+                json!({ "results": [], "dropped": 0 }),
             ));
         };
         // The answer goes back on stdout right after this returns; acking
@@ -293,7 +293,10 @@ impl AgentdServer {
         delivery::finish(&client, session, &handover)
             .await
             .map_err(|e| format!("cannot consume results: {e:#}"))?;
-        Ok((handover.block, json!({ "results": handover.shown })))
+        Ok((
+            handover.block,
+            json!({ "results": handover.shown, "dropped": handover.dropped }),
+        ))
     }
 
     /// Connects to agentd, starting it when nothing answers.
