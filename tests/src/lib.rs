@@ -532,3 +532,39 @@ c.commit()
         .expect("running python3");
     assert!(status.success(), "seeding {} failed", db.display());
 }
+
+/// Fills a stopped daemon's database with `n` queued jobs of `session`,
+/// each running `command` in `/` when started, created one millisecond
+/// apart (the rows agentd writes for a job that waits for a free slot,
+/// and its `jobs/<id>/` directory; without a stored environment: it
+/// starts with agentd's own). With
+/// `max_running` in agentd's config, a test gets a live set of any size
+/// without submitting it.
+///
+/// Panics when the database does not exist yet or python3 fails.
+pub fn seed_queued(state_dir: &Path, session: &str, n: usize, command: &str) {
+    let db = state_dir.join("agentd.db");
+    assert!(db.exists(), "no database at {} to seed", db.display());
+    let script = r#"
+import sqlite3, sys, uuid, datetime, os
+db, session, n, command = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+c = sqlite3.connect(db)
+start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=60)
+def ts(t): return t.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (t.microsecond // 1000)
+rows = [(str(uuid.uuid4()), command, '/', 'queued', session,
+         ts(start + datetime.timedelta(milliseconds=i)), 1000) for i in range(n)]
+for r in rows:
+    os.makedirs(os.path.join(os.path.dirname(db), 'jobs', r[0]), mode=0o700)
+c.executemany("INSERT INTO jobs (id, command, cwd, state, session, created_at, tail_bytes) VALUES (?,?,?,?,?,?,?)", rows)
+c.commit()
+"#;
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(&db)
+        .arg(session)
+        .arg(n.to_string())
+        .arg(command)
+        .status()
+        .expect("running python3");
+    assert!(status.success(), "seeding {} failed", db.display());
+}

@@ -255,3 +255,45 @@ c.commit()
     assert_ne!(code, 0);
     assert!(err.contains("could be any of"), "{err}");
 }
+
+/// `agentctl sessions` and `sessions show` count every live job and every
+/// pending result of a session, past one page of `job.list` (1000) and of
+/// `notifications.peek` (100), with a longer finished history beside them.
+#[tokio::test]
+async fn sessions_count_every_live_job_and_pending_result() {
+    let env = TestEnv::new();
+    env.write_agentd_config(
+        "max_running = 1\n[retention]\nmax_finished_jobs = 0\nmax_age_days = 0\nmax_pending_per_session = 0\n",
+    );
+    let daemon = env.start_daemon();
+    daemon
+        .client()
+        .await
+        .call::<DaemonShutdown>(&ShutdownParams::default())
+        .await
+        .unwrap();
+    assert!(daemon.wait().success());
+    seed_finished_jobs(&env.state_dir, "big", 1500, 0, false);
+    seed_finished_jobs(&env.state_dir, "big", 250, 0, true);
+    // One of them starts (max_running = 1), 1199 wait.
+    agentd_tests::seed_queued(&env.state_dir, "big", 1200, "sleep 600");
+    let sessions = env.root().join("state/agentctl/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    std::fs::write(
+        sessions.join("big.jsonl"),
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"}]}\n",
+    )
+    .unwrap();
+    let _daemon = env.start_daemon();
+
+    let (code, out, err) = run(env.agentctl().arg("sessions"));
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.starts_with("big ")).unwrap();
+    assert!(line.trim_end().ends_with(" 1200"), "{out}");
+    let (code, out, err) = run(env.agentctl().args(["sessions", "show", "big"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Jobs:            1200 queued or running, 250 results pending"),
+        "{out}"
+    );
+}

@@ -155,17 +155,51 @@ fn existing(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The session's queued and running jobs (empty without agentd).
+/// The session's queued and running jobs, every page of `job.list` (one
+/// page holds at most 1000).
+///
+/// Errors: agentd errors.
 async fn live_jobs(client: &Client, name: &str) -> anyhow::Result<Vec<agentd_proto::Job>> {
-    Ok(client
-        .call::<JobList>(&ListParams {
-            states: Some(vec![JobState::Queued, JobState::Running]),
-            session: Some(name.to_string()),
-            limit: None,
-            cursor: None,
-        })
-        .await?
-        .jobs)
+    let mut jobs = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = client
+            .call::<JobList>(&ListParams {
+                states: Some(vec![JobState::Queued, JobState::Running]),
+                session: Some(name.to_string()),
+                limit: None,
+                cursor: cursor.take(),
+            })
+            .await?;
+        jobs.extend(page.jobs);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(jobs),
+        }
+    }
+}
+
+/// How many results of the session are pending, every page of
+/// `notifications.peek` (one page holds at most 100).
+///
+/// Errors: agentd errors.
+async fn pending_count(client: &Client, name: &str) -> anyhow::Result<usize> {
+    let mut count = 0;
+    let mut after_seq = None;
+    loop {
+        let page = client
+            .call::<NotificationsPeek>(&PeekParams {
+                session: Some(name.to_string()),
+                after_seq,
+                max: None,
+            })
+            .await?;
+        count += page.notifications.len();
+        match page.notifications.last() {
+            Some(last) if page.more => after_seq = Some(last.seq),
+            _ => return Ok(count),
+        }
+    }
 }
 
 /// Acks every pending notification of the session; returns how many.
@@ -214,9 +248,15 @@ pub async fn rm(global: &GlobalOpts, name: &str) -> anyhow::Result<ExitCode> {
     }
     let live = live_jobs(&client, name).await?;
     if !live.is_empty() {
-        let ids: Vec<&str> = live.iter().map(|j| j.short_id.as_str()).collect();
+        // The first few ids; `agentctl jobs` lists them all.
+        let mut ids: Vec<&str> = live.iter().take(10).map(|j| j.short_id.as_str()).collect();
+        if live.len() > ids.len() {
+            ids.push("…");
+        }
         println!(
-            "Note: {} jobs of session {name} still run and were left alone ({}); see `agentctl              jobs --session {name}`, stop them with `agentctl kill ID`. Their results will wait              in `agentctl notifications --session {name}`.",
+            "Note: {} jobs of session {name} still run and were left alone ({}); see \
+             `agentctl jobs --session {name}`, stop them with `agentctl kill ID`. Their results \
+             will wait in `agentctl notifications --session {name}`.",
             live.len(),
             ids.join(" ")
         );
@@ -262,15 +302,7 @@ pub async fn show(global: &GlobalOpts, name: &str) -> anyhow::Result<ExitCode> {
     }
     if let Ok(client) = connect::connect_existing(&global.socket_path()).await {
         let live = live_jobs(&client, name).await?.len();
-        let pending = client
-            .call::<NotificationsPeek>(&PeekParams {
-                session: Some(name.to_string()),
-                after_seq: None,
-                max: None,
-            })
-            .await?
-            .notifications
-            .len();
+        let pending = pending_count(&client, name).await?;
         println!("Jobs:            {live} queued or running, {pending} results pending");
     }
     Ok(ExitCode::SUCCESS)
@@ -298,15 +330,9 @@ pub async fn list_table(global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     );
     for s in sessions {
         let running = match &client {
-            Some(c) => c
-                .call::<JobList>(&ListParams {
-                    states: Some(vec![JobState::Queued, JobState::Running]),
-                    session: Some(s.name.clone()),
-                    limit: None,
-                    cursor: None,
-                })
+            Some(c) => live_jobs(c, &s.name)
                 .await
-                .map(|r| r.jobs.len().to_string())
+                .map(|jobs| jobs.len().to_string())
                 .unwrap_or_else(|_| "?".into()),
             None => "?".into(),
         };
