@@ -568,3 +568,51 @@ c.commit()
         .expect("running python3");
     assert!(status.success(), "seeding {} failed", db.display());
 }
+
+/// Waits, through inotify (no polling), until no entry of directory `dir`
+/// has a name containing `needle`: for instance until agentd deleted a
+/// removed job's output (`jobs/<id>…`). Returns at once when none has.
+///
+/// Panics when one still has after 60 s.
+pub async fn wait_no_entry_naming(dir: &Path, needle: &str) {
+    use rustix::fs::inotify;
+    let named = || {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains(needle))
+            })
+            .unwrap_or(false)
+    };
+    let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)
+        .expect("inotify_init");
+    // Watched before the first look, so no deletion falls between them.
+    inotify::add_watch(
+        &fd,
+        dir,
+        inotify::WatchFlags::DELETE | inotify::WatchFlags::MOVED_FROM,
+    )
+    .unwrap_or_else(|e| panic!("watching {}: {e}", dir.display()));
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open and names the
+    // same inotify instance until the AsyncFd is dropped.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }
+        .map_err(|e| e.into_parts().1)
+        .expect("registering inotify with tokio");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    while named() {
+        let mut ready = tokio::time::timeout_at(deadline, fd.readable())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} still holds an entry naming {needle} after 60 s",
+                    dir.display()
+                )
+            })
+            .expect("waiting on inotify");
+        let mut events = inotify::Reader::new(fd.get_ref(), &mut buf);
+        while events.next().is_ok() {}
+        ready.clear_ready();
+    }
+}

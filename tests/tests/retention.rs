@@ -338,3 +338,72 @@ async fn kill_9_in_the_middle_of_a_large_prune_leaves_every_job_whole_or_gone() 
     assert_eq!(state["jobs"].as_u64(), Some(left), "{state}");
     assert_eq!(commands(&env).len() as u64, left);
 }
+
+/// Acks every pending notification of session `default` (what `drain`
+/// and the agent do once results are taken).
+async fn ack_all(c: &agentd_proto::Client) {
+    let page = c
+        .call::<NotificationsPeek>(&PeekParams::default())
+        .await
+        .unwrap();
+    let last = page.notifications.last().expect("a pending result").seq;
+    c.call::<NotificationsAck>(&AckParams {
+        session: None,
+        up_to_seq: last,
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_live_daemon_removes_the_oldest_finished_jobs_as_more_finish() {
+    let env = TestEnv::new();
+    env.write_agentd_config("[retention]\nmax_finished_jobs = 3\n");
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let jobs_dir = env.state_dir.join("jobs");
+    // The oldest of all, and its result never taken: it stays.
+    let held = c
+        .call::<JobSubmit>(&SubmitParams {
+            command: "echo held-out".into(),
+            session: Some("held".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait(&c, &held.id).await;
+
+    let mut done = Vec::new();
+    for i in 0..6 {
+        let job = submit(&c, &format!("echo out-{i}")).await;
+        wait(&c, &job.id).await;
+        ack_all(&c).await;
+        done.push(job);
+        if i < 3 {
+            continue;
+        }
+        // Four taken results, three allowed: the oldest goes, row and
+        // output, while agentd runs.
+        let gone = &done[i - 3];
+        agentd_tests::wait_no_entry_naming(&jobs_dir, &gone.id).await;
+        let e = c
+            .call::<JobGet>(&IdParams {
+                id: gone.id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(codes::JOB_NOT_FOUND), "{i}");
+        assert_eq!(
+            files_naming(&env.state_dir, &gone.id),
+            Vec::<PathBuf>::new()
+        );
+    }
+    // The three newest and the unread one, each with its output.
+    let mut want: Vec<String> = (3..6).rev().map(|i| format!("echo out-{i}")).collect();
+    want.push("echo held-out".into());
+    assert_eq!(commands(&env), want);
+    for job in done[3..].iter().chain([&held]) {
+        let out = agentd_tests::rpc::output(&c, &job.id).await;
+        assert_eq!(out, format!("{}\n", &job.command[5..]), "{}", job.command);
+    }
+}
