@@ -7,6 +7,7 @@
 //! NAME` (cargo releases its build lock while tests run), so `cargo test`
 //! alone is enough.
 
+pub mod agent_world;
 pub mod clients;
 pub mod fake_llm;
 use agentd_proto::Client;
@@ -135,6 +136,14 @@ impl TestEnv {
         let dir = self.root().join("config/agentd");
         std::fs::create_dir_all(&dir).expect("creating the config dir");
         std::fs::write(dir.join("config.toml"), toml).expect("writing agentd's config");
+    }
+
+    /// A FIFO named `name` in the temp dir's root for a job to block on
+    /// (`read x < FIFO`); [`release`] lets it go on.
+    pub fn fifo(&self, name: &str) -> PathBuf {
+        let path = self.root().join(name);
+        mkfifo(&path);
+        path
     }
 
     /// `agentctl ARGS…` in this environment.
@@ -377,6 +386,20 @@ pub mod rpc {
         .unwrap_or_else(|e| panic!("job.submit of {command:?}: {e}"))
     }
 
+    /// `job.submit` of `command` in `session`, then [`wait`]: the job as
+    /// it ended.
+    pub async fn run_in(c: &Client, session: &str, command: &str) -> Job {
+        let job = c
+            .call::<JobSubmit>(&SubmitParams {
+                command: command.into(),
+                session: Some(session.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("job.submit of {command:?}: {e}"));
+        wait(c, &job.id).await
+    }
+
     /// `job.get`.
     pub async fn get(c: &Client, id: &str) -> Job {
         c.call::<JobGet>(&IdParams { id: id.into() })
@@ -408,6 +431,34 @@ pub mod rpc {
         .await
         .unwrap_or_else(|e| panic!("job.output {id}: {e}"))
         .data
+    }
+    /// Waits, through the `job.output` long-poll (`wait_ms`, no sleeps),
+    /// until the job's output contains `text`; returns the output read so
+    /// far.
+    ///
+    /// Panics when the job ends without printing it.
+    pub async fn wait_for_output(c: &Client, id: &str, text: &str) -> String {
+        let mut offset = 0;
+        let mut seen = String::new();
+        while !seen.contains(text) {
+            let r = c
+                .call::<JobOutput>(&OutputParams {
+                    id: id.into(),
+                    offset: Some(offset),
+                    limit: None,
+                    tail: None,
+                    wait_ms: Some(30_000),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("job.output {id}: {e}"));
+            assert!(
+                !(r.complete && r.data.is_empty()),
+                "job {id} ended without printing {text:?}: {seen:?}"
+            );
+            seen.push_str(&r.data);
+            offset = r.next_offset;
+        }
+        seen
     }
 }
 
@@ -615,4 +666,51 @@ pub async fn wait_no_entry_naming(dir: &Path, needle: &str) {
         while events.next().is_ok() {}
         ready.clear_ready();
     }
+}
+
+/// Makes a FIFO at `path` (mode 0600): jobs block on `read l < FIFO` until
+/// the test writes a line, so nothing waits on timing.
+///
+/// Panics when it cannot be made.
+pub fn mkfifo(path: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+}
+
+/// agentd's `[retention]` config that keeps everything (every limit 0).
+pub const KEEP_EVERYTHING: &str =
+    "[retention]\nmax_finished_jobs = 0\nmax_age_days = 0\nmax_pending_per_session = 0\n";
+
+/// A fresh environment whose daemon state dir exists (a daemon was started
+/// with `config` as agentd's config file, then shut down cleanly), ready
+/// for [`seed_history`] and the like; no daemon left running.
+pub async fn stopped_daemon(config: &str) -> TestEnv {
+    let env = TestEnv::new();
+    env.write_agentd_config(config);
+    let daemon = env.start_daemon();
+    daemon
+        .client()
+        .await
+        .call::<agentd_proto::methods::DaemonShutdown>(&Default::default())
+        .await
+        .expect("daemon.shutdown");
+    assert!(daemon.wait().success(), "agentd did not stop cleanly");
+    env
+}
+
+/// Unblocks a job doing `read x < FIFO` by writing a line (opening blocks
+/// until the job is there to read, so it is running when this returns).
+///
+/// Panics when the FIFO cannot be opened or written.
+pub fn release(fifo: &Path) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fifo)
+        .and_then(|mut f| f.write_all(b"go\n"))
+        .unwrap_or_else(|e| panic!("releasing {}: {e}", fifo.display()));
 }

@@ -11,151 +11,18 @@
 //! makes agentctl exit (code 86) right after persisting a message carrying
 //! background results and before acking them.
 
-use agentd_proto::methods::{
-    IdParams, JobGet, JobList, JobWait, ListParams, NotificationsPeek, PeekParams, WaitParams,
-};
-use agentd_proto::{Client, Job, JobState};
-use agentd_tests::fake_llm::{FakeLlm, Reply};
-use agentd_tests::{Daemon, TestEnv, run};
+use agentd_proto::JobState;
+use agentd_proto::methods::{IdParams, JobGet};
+use agentd_tests::agent_world::{ANTHROPIC_KEY as KEY, OPENAI_KEY, World, tool_results};
+use agentd_tests::fake_llm::Reply;
+use agentd_tests::{release, run};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const KEY: &str = "sk-ant-test-SECRET-4242";
-const OPENAI_KEY: &str = "sk-openai-test-SECRET-1717";
-
-struct World {
-    llm: FakeLlm,
-    rt: tokio::runtime::Runtime,
-    daemon: Option<Daemon>,
-    env: TestEnv,
-}
-
-impl World {
-    fn new(script: Vec<Reply>) -> World {
-        World::with_daemon(script, |_| {})
-    }
-
-    /// A world whose agentd is started after `configure` adjusts its
-    /// command.
-    fn with_daemon(script: Vec<Reply>, configure: impl FnOnce(&mut Command)) -> World {
-        let env = TestEnv::new();
-        let daemon = env.start_daemon_with(configure);
-        World {
-            llm: FakeLlm::start(script),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            daemon: Some(daemon),
-            env,
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = self.env.agentctl();
-        cmd.env("ANTHROPIC_BASE_URL", self.llm.url())
-            .env("ANTHROPIC_API_KEY", KEY)
-            .env("OPENAI_API_KEY", OPENAI_KEY);
-        cmd
-    }
-
-    fn ask(&self, session: &str, prompt: &str) -> (i32, String, String) {
-        run(self.cmd().args(["ask", "--session", session, prompt]))
-    }
-
-    fn client(&self) -> Client {
-        self.rt
-            .block_on(self.daemon.as_ref().expect("a daemon").client())
-    }
-
-    fn jobs(&self, session: &str) -> Vec<Job> {
-        let c = self.client();
-        self.rt
-            .block_on(c.call::<JobList>(&ListParams {
-                session: Some(session.into()),
-                ..Default::default()
-            }))
-            .unwrap()
-            .jobs
-    }
-
-    fn wait_job(&self, id: &str) -> Job {
-        let c = self.client();
-        self.rt
-            .block_on(c.call::<JobWait>(&WaitParams {
-                id: id.into(),
-                timeout_secs: Some(30.0),
-            }))
-            .unwrap()
-    }
-
-    fn pending(&self, session: &str) -> usize {
-        let c = self.client();
-        self.rt
-            .block_on(c.call::<NotificationsPeek>(&PeekParams {
-                session: Some(session.into()),
-                ..Default::default()
-            }))
-            .unwrap()
-            .notifications
-            .len()
-    }
-
-    fn workdir(&self) -> PathBuf {
-        self.env.workdir()
-    }
-
-    /// A FIFO in the workspace that jobs block on with `read x < NAME`.
-    fn gate(&self, name: &str) -> PathBuf {
-        let path = self.workdir().join(name);
-        let status = Command::new("mkfifo").arg(&path).status().unwrap();
-        assert!(status.success());
-        path
-    }
-
-    fn transcripts(&self) -> PathBuf {
-        self.env.root().join("state/agentctl/sessions")
-    }
-}
-
-impl Drop for World {
-    /// Every test, whatever it asserts, fails on an invalid request.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            self.llm.requests();
-        }
-    }
-}
-
-/// Lets the jobs blocked on `gate` go on (opening blocks until a reader is
-/// there, so the job is running when this returns).
-fn open_gate(gate: &Path) {
-    let mut f = std::fs::OpenOptions::new().write(true).open(gate).unwrap();
-    writeln!(f, "go").unwrap();
-}
 
 /// The messages of a request as one string.
 fn messages_text(req: &Value) -> String {
     req["messages"].to_string()
-}
-
-/// The tool results of the last user message: (content, is_error).
-fn tool_results(req: &Value) -> Vec<(String, bool)> {
-    let last = req["messages"].as_array().unwrap().last().unwrap().clone();
-    last["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|b| b["type"] == "tool_result")
-        .map(|b| {
-            (
-                b["content"].as_str().unwrap().to_string(),
-                b["is_error"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect()
 }
 
 /// Text blocks of the last user message.
@@ -200,7 +67,7 @@ fn background_job_finished_between_asks_reaches_the_next_ask_exactly_once() {
     assert!(!messages_text(&reqs[1]).contains("[bg:"));
 
     // The job ends while no agentctl runs.
-    open_gate(&gate);
+    release(&gate);
     assert_eq!(w.wait_job(&jobs[0].id).state, JobState::Succeeded);
 
     w.llm.push(vec![Reply::text("It finished.")]);
@@ -254,7 +121,7 @@ fn ask_wait_stays_until_background_results_reach_the_model() {
         .spawn()
         .unwrap();
     // Blocks until the job (started by the agent) opens the FIFO.
-    open_gate(&gate);
+    release(&gate);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -316,7 +183,7 @@ fn bash_outliving_its_timeout_becomes_a_background_task() {
         "{results:?}"
     );
 
-    open_gate(&gate);
+    release(&gate);
     assert_eq!(w.wait_job(&slow.id).state, JobState::Succeeded);
     w.llm.push(vec![Reply::text("Saw it.")]);
     let (code, _, err) = w.ask("b", "news?");
@@ -458,7 +325,7 @@ fn crash_between_persist_and_ack_still_delivers_exactly_once() {
     let gate = w.gate("gate");
     assert_eq!(w.ask("c", "start").0, 0);
     let job = w.jobs("c").remove(0);
-    open_gate(&gate);
+    release(&gate);
     w.wait_job(&job.id);
 
     // Dies after writing the message with the result, before the ack.
@@ -631,7 +498,7 @@ fn openai_provider_runs_tools_and_delivers_background_results() {
         .into_iter()
         .find(|j| j.command.contains("bg-"))
         .unwrap();
-    open_gate(&gate);
+    release(&gate);
     w.wait_job(&job.id);
     w.llm.push(vec![Reply::text("bg-go seen.")]);
     let (code, out, err) = openai(&w, "news?");
@@ -884,7 +751,7 @@ fn chat_prints_a_finished_job_at_the_prompt_and_delivers_it_with_the_next_messag
     stdin.write_all(b"start the job\n").unwrap();
     read_until("Started.");
     let job = w.jobs("live").remove(0);
-    open_gate(&gate);
+    release(&gate);
     w.wait_job(&job.id);
     let header = format!(
         "[bg:{}] succeeded (exit 0): read x < gate; echo chat-$x",
@@ -1044,7 +911,7 @@ fn chat_on_a_terminal_cancels_a_turn_with_ctrl_c_and_prints_job_ends_above_the_p
     stdin.write_all(b"again\r").unwrap();
     out.until("Started.");
     let job = w.jobs("tty").remove(0);
-    open_gate(&gate);
+    release(&gate);
     out.until(&format!("[bg:{}] succeeded (exit 0)", job.short_id));
     // Ctrl-C at the prompt clears the line; it does not leave. (Bytes
     // typed ahead of the new prompt would be dropped with the old one, so
@@ -1091,7 +958,7 @@ fn results_are_not_lost_when_agentd_starts_over_with_fresh_state() {
     let gate2 = w.gate("gate2");
     assert_eq!(w.ask("fresh", "one").0, 0);
     let first = w.jobs("fresh").remove(0);
-    open_gate(&gate1);
+    release(&gate1);
     w.wait_job(&first.id);
     assert_eq!(w.ask("fresh", "two").0, 0);
     assert!(messages_text(&w.llm.requests()[2]).contains("[bg:"));
@@ -1111,7 +978,7 @@ fn results_are_not_lost_when_agentd_starts_over_with_fresh_state() {
     ]);
     assert_eq!(w.ask("fresh", "three").0, 0);
     let second = w.jobs("fresh").remove(0);
-    open_gate(&gate2);
+    release(&gate2);
     w.wait_job(&second.id);
     let (code, out, err) = w.ask("fresh", "four");
     assert_eq!(code, 0, "{err}");
@@ -1656,7 +1523,7 @@ fn sessions_rm_removes_the_transcript_and_pending_results_and_leaves_jobs_runnin
     let jobs = w.jobs("gone");
     let early = jobs.iter().find(|j| j.command.contains("early")).unwrap();
     let late = jobs.iter().find(|j| j.command.contains("late")).unwrap();
-    open_gate(&gate0);
+    release(&gate0);
     w.wait_job(&early.id);
     assert_eq!(w.pending("gone"), 1);
 
@@ -1677,7 +1544,7 @@ fn sessions_rm_removes_the_transcript_and_pending_results_and_leaves_jobs_runnin
         }))
         .unwrap();
     assert_eq!(still.state, JobState::Running);
-    open_gate(&gate);
+    release(&gate);
     w.wait_job(&late.id);
 
     let (code, _, err) = run(w.cmd().args(["sessions", "rm", "gone"]));
@@ -1880,7 +1747,7 @@ fn ask_interrupted_drops_an_unanswered_prompt_and_answers_tool_calls_that_never_
     assert!(results[1].0.contains("did not run"), "{results:?}");
     assert!(!messages_text(&reqs[2]).contains("never-ran\n"));
     assert_eq!(last_user_texts(&reqs[2]), vec!["next".to_string()]);
-    open_gate(&gate);
+    release(&gate);
 }
 
 /// `agentctl` for the Anthropic fake, or (`openai`) for the OpenAI one.
@@ -1937,7 +1804,7 @@ fn a_session_past_the_context_window_compacts_and_keeps_working(openai: bool) {
     let (code, _, err) = ask("start it");
     assert_eq!(code, 0, "{err}");
     let job = w.jobs("big").remove(0);
-    open_gate(&gate);
+    release(&gate);
     w.wait_job(&job.id);
     let bg = format!("[bg:{}]", job.short_id);
 

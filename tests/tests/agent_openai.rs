@@ -7,30 +7,22 @@
 //! sets `HTTP_PROXY` to the fake server, so the request for
 //! `http://api.openai.com/v1/chat/completions` arrives there.
 
-use agentd_tests::fake_llm::{FakeLlm, Reply};
-use agentd_tests::{Daemon, TestEnv, run};
+use agentd_tests::agent_world::World;
+use agentd_tests::fake_llm::Reply;
+use agentd_tests::run;
 use serde_json::json;
 use std::process::Command;
 
-struct World {
-    llm: FakeLlm,
-    env: TestEnv,
-    _daemon: Daemon,
+/// What these tests add to the agent world: the OpenAI provider.
+trait OpenAi {
+    /// `agentctl` with the OpenAI provider and the fake server as its base
+    /// URL; no model named.
+    fn openai(&self) -> Command;
+    /// Writes agentctl's config file.
+    fn write_config(&self, text: &str);
 }
 
-impl World {
-    fn new(script: Vec<Reply>) -> World {
-        let env = TestEnv::new();
-        let daemon = env.start_daemon();
-        World {
-            llm: FakeLlm::start(script),
-            env,
-            _daemon: daemon,
-        }
-    }
-
-    /// `agentctl ask --session oa PROMPT` with the OpenAI provider and the
-    /// fake server as its base URL; no model named.
+impl OpenAi for World {
     fn openai(&self) -> Command {
         let mut cmd = self.env.agentctl();
         cmd.env("AGENTCTL_PROVIDER", "openai")

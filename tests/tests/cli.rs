@@ -5,10 +5,10 @@
 //! Jobs that must still be running when the test looks block on a FIFO the
 //! test opens when it is ready, never on a timer.
 
-use agentd_tests::{TestEnv, parent_of, run};
+use agentd_tests::{TestEnv, parent_of, release, run};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::Stdio;
 
 /// Helpers shared by the tests below.
@@ -62,23 +62,6 @@ mod helpers {
     /// `agentctl show --json ID` parsed.
     pub fn job(env: &TestEnv, id: &str) -> Value {
         serde_json::from_str(&ok(env, &["show", "--json", id])).unwrap()
-    }
-
-    /// A FIFO in the test's temp dir for a job to block on.
-    pub fn fifo(env: &TestEnv, name: &str) -> PathBuf {
-        let path = env.root().join(name);
-        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::RWXU).unwrap();
-        path
-    }
-
-    /// Unblocks a job doing `read x < FIFO` (the open waits for its reader).
-    pub fn release(fifo: &Path) {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(fifo)
-            .unwrap()
-            .write_all(b"go\n")
-            .unwrap();
     }
 
     /// A job command that blocks until [`release`] opens `fifo`.
@@ -186,7 +169,7 @@ fn jobs_lists_live_jobs_by_default_and_filters_and_json() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
     let done = submit_wait(&env, &["--session", "s1", "--", "exit 7"], 7);
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let live = submit(&env, &["--session", "s2", "--", &blocked_on(&gate)]);
 
     let table = ok(&env, &["jobs"]);
@@ -301,7 +284,7 @@ fn logs_prints_output_and_the_last_lines() {
 fn logs_follow_shows_output_while_the_job_runs_and_exits_when_it_ends() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let cmd = format!("echo first; {}; echo second", blocked_on(&gate));
     let id = submit(&env, &["--", &cmd]);
     let mut follower = env
@@ -342,7 +325,7 @@ fn wait_applies_the_exit_code_rules_to_several_jobs() {
     assert_eq!(agentctl(&env, &["wait", &ok1, &ok1[..5]]).0, 0);
 
     // wait's own --timeout with the job still running: 75 and a message.
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let live = submit(&env, &["--", &blocked_on(&gate)]);
     let (code, _, err) = agentctl(&env, &["wait", "--timeout", "0.2", &ok1, &live]);
     assert_eq!(code, 75, "{err}");
@@ -359,7 +342,7 @@ fn wait_exits_1_for_jobs_without_exit_code_or_signal() {
     let _daemon = env.start_daemon_with(|cmd| {
         cmd.env("AGENTD_CONFIG", &config);
     });
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let first = submit(&env, &["--", &blocked_on(&gate)]);
     // Cancelled while queued: killed, no exit code, no signal.
     let cancelled = submit(&env, &["--", "true"]);
@@ -389,7 +372,7 @@ fn wait_exits_1_for_jobs_without_exit_code_or_signal() {
 fn kill_signals_jobs_and_reports_each_state() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let a = submit(
         &env,
         &["--", &format!("{}; echo unreachable", blocked_on(&gate))],
@@ -479,7 +462,7 @@ fn unknown_ambiguous_and_malformed_ids_are_named_in_one_line_errors() {
 
     // Queue jobs (max_running = 1 keeps them from running) until two share
     // a 4-hex-char prefix; about 300 are needed on average.
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     submit(&env, &["--", &blocked_on(&gate)]);
     let prefix = tokio::runtime::Runtime::new().unwrap().block_on(async {
         use agentd_proto::methods::{JobSubmit, SubmitParams};
@@ -609,7 +592,7 @@ fn run_auto_starts_the_daemon_and_daemon_commands_manage_it() {
 fn daemon_stop_kill_jobs_ends_running_jobs_first() {
     let env = TestEnv::new();
     let daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let id = submit(&env, &["--", &blocked_on(&gate)]);
     let pid = job(&env, &id)["pid"].as_u64().unwrap() as u32;
     let (code, _, err) = agentctl(&env, &["daemon", "stop", "--kill-jobs"]);
@@ -659,8 +642,8 @@ fn next_line(reader: &mut impl BufRead, what: &str) -> String {
 fn wait_and_logs_follow_carry_on_when_agentd_is_killed_and_restarted() {
     let env = TestEnv::new();
     let daemon = env.start_daemon();
-    let first_gate = fifo(&env, "first");
-    let gate = fifo(&env, "gate");
+    let first_gate = env.fifo("first");
+    let gate = env.fifo("gate");
     let first = submit(&env, &["--", &blocked_on(&first_gate)]);
     let cmd = format!("echo a; {}; echo b; echo c; exit 6", blocked_on(&gate));
     let id = submit(&env, &["--", &cmd]);
@@ -722,7 +705,7 @@ fn wait_and_logs_follow_carry_on_when_agentd_is_killed_and_restarted() {
 fn run_wait_and_logs_follow_auto_start_agentd_again_after_it_stops() {
     let env = TestEnv::new();
     let daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let cmd = format!("echo a; {}; echo b; exit 6", blocked_on(&gate));
     let piped = |args: &[&str]| {
         env.agentctl()
@@ -939,7 +922,7 @@ fn state_colours_only_on_a_terminal_without_no_color_and_command_cut_to_its_widt
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
     let failed = submit_wait(&env, &["--", "exit 3"], 3);
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let long = format!(
         "{}; echo a command far too long to fit on one line of a terminal sixty columns wide",
         blocked_on(&gate)
@@ -989,7 +972,7 @@ fn state_colours_only_on_a_terminal_without_no_color_and_command_cut_to_its_widt
 fn on_a_narrow_terminal_jobs_leaves_out_columns_rather_than_wrapping() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let live = submit(&env, &["--", &blocked_on(&gate)]);
     let Some(tty) = on_terminal(&env, 40, "jobs", Some("1")) else {
         return release(&gate);

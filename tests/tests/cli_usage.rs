@@ -7,27 +7,10 @@
 //! test opens when it is ready, never on a timer.
 
 use agentd_proto::methods::{JobList, ListParams};
-use agentd_tests::{Daemon, TestEnv, run};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use agentd_tests::{Daemon, TestEnv, release, run};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::Stdio;
-
-/// A FIFO in the test's temp dir for a job to block on.
-fn fifo(env: &TestEnv, name: &str) -> PathBuf {
-    let path = env.root().join(name);
-    rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::RWXU).unwrap();
-    path
-}
-
-/// Unblocks a job doing `read x < FIFO` (the open waits for its reader).
-fn release(fifo: &Path) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(fifo)
-        .unwrap()
-        .write_all(b"go\n")
-        .unwrap();
-}
 
 /// `agentctl show --json ID` parsed.
 fn job(env: &TestEnv, id: &str) -> serde_json::Value {
@@ -136,7 +119,7 @@ fn words_after_the_first_command_word_or_after_dashdash_are_the_commands() {
 fn run_wait_streams_the_output_as_it_comes_then_the_status_line_and_the_exit_code() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let cmd = format!("echo one; read x < {}; echo two; exit 3", gate.display());
     let mut runner = env
         .agentctl()
@@ -191,7 +174,7 @@ fn run_wait_streams_the_output_as_it_comes_then_the_status_line_and_the_exit_cod
 fn ctrl_c_stops_run_wait_but_leaves_the_job_running_and_says_so() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let cmd = format!("echo started; read x < {}", gate.display());
     let mut runner = env
         .agentctl()
@@ -290,7 +273,7 @@ fn errors_speak_to_people_and_json_keeps_the_protocol_code() {
 fn wait_timeout_with_several_ids_exits_75_when_any_still_runs() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon();
-    let gate = fifo(&env, "gate");
+    let gate = env.fifo("gate");
     let (_, running, _) = agentctl(
         &env,
         &["run", "--", &format!("read x < {}", gate.display())],

@@ -136,15 +136,7 @@ async fn a_process_ignoring_sigterm_is_killed_after_the_grace() {
         .await
         .unwrap();
     let pgid = job.pid.unwrap();
-    c.call::<JobOutput>(&OutputParams {
-        id: job.id.clone(),
-        offset: None,
-        limit: None,
-        tail: None,
-        wait_ms: Some(10_000),
-    })
-    .await
-    .unwrap();
+    agentd_tests::rpc::wait_for_output(&c, &job.id, "ready").await;
     let killed = c
         .call::<JobKill>(&KillParams {
             id: job.id.clone(),
@@ -195,12 +187,7 @@ async fn output_reads_ranges_tails_and_waits_for_new_bytes() {
     let daemon = env.start_daemon();
     let c = daemon.client().await;
     let fifo = env.root().join("go");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap();
+    agentd_tests::mkfifo(&fifo);
     let job = c
         .call::<JobSubmit>(&submit(&format!(
             "printf 0123456789; read x < {}; printf abc",

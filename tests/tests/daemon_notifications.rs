@@ -5,23 +5,7 @@
 use agentd_proto::methods::*;
 use agentd_proto::{Client, JobState, Notification};
 use agentd_tests::TestEnv;
-
-async fn run_in(c: &Client, session: &str, command: &str) -> agentd_proto::Job {
-    let job = c
-        .call::<JobSubmit>(&SubmitParams {
-            command: command.into(),
-            session: Some(session.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.call::<JobWait>(&WaitParams {
-        id: job.id,
-        timeout_secs: None,
-    })
-    .await
-    .unwrap()
-}
+use agentd_tests::rpc::run_in;
 
 async fn peek(
     c: &Client,
@@ -187,12 +171,7 @@ async fn wait_returns_when_a_job_of_the_session_ends_or_at_the_timeout() {
     assert!(empty.notifications.is_empty());
     // A waiter on session w is woken by w's job, not by another session's.
     let fifo = env.root().join("go");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .unwrap();
+    agentd_tests::mkfifo(&fifo);
     let waiter = {
         let c2 = daemon.client().await;
         tokio::spawn(async move {

@@ -164,15 +164,7 @@ async fn requests_during_shutdown_get_shutting_down_and_long_polls_are_answered(
     // A job that ignores SIGTERM keeps a `kill` shutdown busy for the 5 s
     // grace, long enough to talk to the daemon while it shuts down.
     let job = submit(&c, "trap '' TERM; sleep 300 & echo ready; wait").await;
-    c.call::<JobOutput>(&OutputParams {
-        id: job.id.clone(),
-        offset: None,
-        limit: None,
-        tail: None,
-        wait_ms: Some(10_000),
-    })
-    .await
-    .unwrap();
+    agentd_tests::rpc::wait_for_output(&c, &job.id, "ready").await;
     // A long-poll read before the shutdown: the daemon reads a connection's
     // lines in order, so once the info sent after it is answered, the wait
     // has been read.

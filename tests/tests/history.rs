@@ -9,7 +9,7 @@
 //! here.
 
 use agentd_proto::methods::*;
-use agentd_tests::{TestEnv, run, seed_finished_jobs};
+use agentd_tests::{KEEP_EVERYTHING, TestEnv, run, seed_finished_jobs, stopped_daemon};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -19,18 +19,7 @@ use std::process::Stdio;
 /// with notifications pending or acked, and a config that keeps them all
 /// (`[retention]` unlimited); no daemon left running.
 async fn history(n: usize, tail_len: usize, pending: bool) -> TestEnv {
-    let env = TestEnv::new();
-    env.write_agentd_config(
-        "[retention]\nmax_finished_jobs = 0\nmax_age_days = 0\nmax_pending_per_session = 0\n",
-    );
-    let daemon = env.start_daemon();
-    daemon
-        .client()
-        .await
-        .call::<DaemonShutdown>(&ShutdownParams::default())
-        .await
-        .unwrap();
-    assert!(daemon.wait().success());
+    let env = stopped_daemon(KEEP_EVERYTHING).await;
     seed_finished_jobs(&env.state_dir, "default", n, tail_len, pending);
     env
 }
@@ -261,18 +250,7 @@ c.commit()
 /// `notifications.peek` (100), with a longer finished history beside them.
 #[tokio::test]
 async fn sessions_count_every_live_job_and_pending_result() {
-    let env = TestEnv::new();
-    env.write_agentd_config(
-        "max_running = 1\n[retention]\nmax_finished_jobs = 0\nmax_age_days = 0\nmax_pending_per_session = 0\n",
-    );
-    let daemon = env.start_daemon();
-    daemon
-        .client()
-        .await
-        .call::<DaemonShutdown>(&ShutdownParams::default())
-        .await
-        .unwrap();
-    assert!(daemon.wait().success());
+    let env = stopped_daemon(&format!("max_running = 1\n{KEEP_EVERYTHING}")).await;
     seed_finished_jobs(&env.state_dir, "big", 1500, 0, false);
     seed_finished_jobs(&env.state_dir, "big", 250, 0, true);
     // One of them starts (max_running = 1), 1199 wait.

@@ -4,7 +4,7 @@
 //! acking), only into its own agent session, and with agentd down the
 //! hook says nothing and exits 0.
 
-use agentd_proto::methods::{JobSubmit, NotificationsPeek, PeekParams, SubmitParams};
+use agentd_proto::methods::{NotificationsPeek, PeekParams};
 use agentd_tests::{TestEnv, rpc, run};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -40,29 +40,12 @@ fn prompt_event(session: &str) -> Value {
            "hook_event_name": "UserPromptSubmit", "permission_mode": "default", "prompt": "hi"})
 }
 
-/// Submits `command` into agentd session `session` and waits for its end.
-async fn finished_job(
-    client: &agentd_proto::Client,
-    session: &str,
-    command: &str,
-) -> agentd_proto::Job {
-    let job = client
-        .call::<JobSubmit>(&SubmitParams {
-            command: command.into(),
-            session: Some(session.into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    rpc::wait(client, &job.id).await
-}
-
 #[tokio::test]
 async fn a_finished_job_is_injected_once_into_its_claude_session_only() {
     let env = TestEnv::new();
     let daemon = env.start_daemon();
     let client = daemon.client().await;
-    let job = finished_job(&client, "claude-sess-a", "echo built-ok; exit 2").await;
+    let job = rpc::run_in(&client, "claude-sess-a", "echo built-ok; exit 2").await;
 
     // Another Claude Code session in the same directory: nothing.
     let (code, out, err) = hook(&env, "claude-code", &prompt_event("sess-b"));
@@ -105,7 +88,7 @@ async fn a_hand_over_recorded_but_not_acked_is_not_injected_again() {
     let env = TestEnv::new();
     let daemon = env.start_daemon();
     let client = daemon.client().await;
-    finished_job(&client, "claude-crash", "echo once").await;
+    rpc::run_in(&client, "claude-crash", "echo once").await;
     let seq = client
         .call::<NotificationsPeek>(&PeekParams {
             session: Some("claude-crash".into()),
@@ -139,7 +122,7 @@ async fn a_hand_over_recorded_but_not_acked_is_not_injected_again() {
     assert!(!dir.join("injected").exists());
 
     // A later result still comes, once.
-    let job = finished_job(&client, "claude-crash", "echo twice").await;
+    let job = rpc::run_in(&client, "claude-crash", "echo twice").await;
     let out = hook(&env, "claude-code", &prompt_event("crash")).1;
     assert!(out.contains(&format!("[bg:{}]", job.short_id)), "{out}");
     assert!(!out.contains("echo once"), "{out}");
@@ -190,7 +173,7 @@ async fn codex_and_gemini_get_the_results_of_their_project_directory() {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
     let session = format!("dir-work-{:08x}", fnv as u32);
-    let job = finished_job(&client, &session, "echo codex-side").await;
+    let job = rpc::run_in(&client, &session, "echo codex-side").await;
     let codex_event = json!({"session_id": "019a", "transcript_path": null, "cwd": project,
         "hook_event_name": "UserPromptSubmit", "model": "gpt-5.1", "turn_id": "t", "prompt": "go"});
     let out = hook(&env, "codex", &codex_event).1;
@@ -209,7 +192,7 @@ async fn codex_and_gemini_get_the_results_of_their_project_directory() {
             ))
     );
 
-    let job = finished_job(&client, &session, "echo gemini-side").await;
+    let job = rpc::run_in(&client, &session, "echo gemini-side").await;
     let gemini_event = json!({"session_id": "g", "transcript_path": "/t", "cwd": project,
         "hook_event_name": "AfterTool", "timestamp": "2026-01-01T00:00:00Z",
         "tool_name": "run_shell_command", "tool_input": {}, "tool_response": {}});
@@ -232,7 +215,7 @@ async fn results_dropped_by_the_pending_cap_are_told_to_the_model_once() {
     let client = daemon.client().await;
     let mut jobs = Vec::new();
     for i in 0..5 {
-        jobs.push(finished_job(&client, "claude-capped", &format!("echo r{i}")).await);
+        jobs.push(rpc::run_in(&client, "claude-capped", &format!("echo r{i}")).await);
     }
 
     let (code, out, err) = hook(&env, "claude-code", &prompt_event("capped"));
@@ -272,8 +255,8 @@ async fn a_drop_is_told_even_when_every_kept_result_was_seen_already() {
     env.write_agentd_config("[retention]\nmax_pending_per_session = 1\n");
     let daemon = env.start_daemon();
     let client = daemon.client().await;
-    finished_job(&client, "claude-seen", "echo old").await;
-    let kept = finished_job(&client, "claude-seen", "echo kept").await;
+    rpc::run_in(&client, "claude-seen", "echo old").await;
+    let kept = rpc::run_in(&client, "claude-seen", "echo kept").await;
     // The MCP server already showed the kept one in a tool answer.
     let dir = env.root().join("state/agentctl/integrations/claude-seen");
     std::fs::create_dir_all(&dir).unwrap();

@@ -292,15 +292,7 @@ async fn results_say_how_many_the_pending_cap_dropped() {
     let client = daemon.client().await;
     let mut jobs = Vec::new();
     for i in 0..5 {
-        let job = client
-            .call::<JobSubmit>(&SubmitParams {
-                command: format!("echo capped-{i}"),
-                session: Some("claude-sess-cap".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        jobs.push(rpc::wait(&client, &job.id).await);
+        jobs.push(rpc::run_in(&client, "claude-sess-cap", &format!("echo capped-{i}")).await);
     }
 
     let steps = json!([

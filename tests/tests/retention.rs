@@ -6,7 +6,7 @@
 use agentd_proto::methods::*;
 use agentd_proto::{JobState, codes};
 use agentd_tests::rpc::{get, submit, wait};
-use agentd_tests::{Seed, TestEnv, run, seed_history};
+use agentd_tests::{KEEP_EVERYTHING, Seed, TestEnv, run, seed_history, stopped_daemon};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -27,24 +27,6 @@ fn files_naming(dir: &Path, id: &str) -> Vec<PathBuf> {
     }
     found
 }
-
-/// A stopped daemon's state dir with `config` as agentd's config file.
-async fn stopped(config: &str) -> TestEnv {
-    let env = TestEnv::new();
-    env.write_agentd_config(config);
-    let daemon = env.start_daemon();
-    daemon
-        .client()
-        .await
-        .call::<DaemonShutdown>(&ShutdownParams::default())
-        .await
-        .unwrap();
-    assert!(daemon.wait().success());
-    env
-}
-
-const UNLIMITED: &str =
-    "[retention]\nmax_finished_jobs = 0\nmax_age_days = 0\nmax_pending_per_session = 0\n";
 
 /// The commands of every job, newest first (`agentctl jobs --all --json`).
 fn commands(env: &TestEnv) -> Vec<String> {
@@ -129,7 +111,7 @@ async fn rm_of_a_running_job_is_refused_and_removes_nothing() {
 
 #[tokio::test]
 async fn clean_dry_run_removes_nothing_and_clean_keeps_what_it_is_told() {
-    let env = stopped(UNLIMITED).await;
+    let env = stopped_daemon(KEEP_EVERYTHING).await;
     seed_history(
         &env.state_dir,
         &Seed {
@@ -171,7 +153,7 @@ async fn clean_dry_run_removes_nothing_and_clean_keeps_what_it_is_told() {
 
 #[tokio::test]
 async fn retention_removes_what_the_config_says_and_nothing_else() {
-    let env = stopped("[retention]\nmax_finished_jobs = 100\nmax_age_days = 1\n").await;
+    let env = stopped_daemon("[retention]\nmax_finished_jobs = 100\nmax_age_days = 1\n").await;
     // Oldest by creation first: 150 recent, then 20 two days old, then 10
     // two days old whose results nobody took.
     for (n, prefix, hours_ago, pending) in [
@@ -287,7 +269,7 @@ print(json.dumps({"jobs": len(ids), "without_notification": len(ids - notes),
 #[tokio::test]
 async fn kill_9_in_the_middle_of_a_large_prune_leaves_every_job_whole_or_gone() {
     const N: u64 = 20_000;
-    let env = stopped(UNLIMITED).await;
+    let env = stopped_daemon(KEEP_EVERYTHING).await;
     seed_history(
         &env.state_dir,
         &Seed {
@@ -363,15 +345,7 @@ async fn a_live_daemon_removes_the_oldest_finished_jobs_as_more_finish() {
     let c = daemon.client().await;
     let jobs_dir = env.state_dir.join("jobs");
     // The oldest of all, and its result never taken: it stays.
-    let held = c
-        .call::<JobSubmit>(&SubmitParams {
-            command: "echo held-out".into(),
-            session: Some("held".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    wait(&c, &held.id).await;
+    let held = agentd_tests::rpc::run_in(&c, "held", "echo held-out").await;
 
     let mut done = Vec::new();
     for i in 0..6 {

@@ -5,8 +5,8 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState, Limits, Sandbox, SandboxMode};
-use agentd_tests::rpc::{get, output, wait};
-use agentd_tests::{TestEnv, parent_of, wait_gone};
+use agentd_tests::rpc::{get, output, wait, wait_for_output};
+use agentd_tests::{TestEnv, mkfifo, parent_of, wait_gone};
 use std::path::Path;
 
 fn sandbox(mode: SandboxMode, writable: &[&Path], network: Option<bool>) -> Sandbox {
@@ -365,17 +365,6 @@ async fn daemon_info_reports_what_the_kernel_supports_and_bad_params_are_refused
     assert!(e.contains("limits.cpu_secs must be above 0"), "{e}");
 }
 
-fn mkfifo(path: &Path) {
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
-        0,
-    )
-    .unwrap();
-}
-
 #[tokio::test]
 async fn a_sandboxed_job_stays_sandboxed_across_kill_9_of_agentd() {
     let env = TestEnv::new();
@@ -395,23 +384,7 @@ async fn a_sandboxed_job_stays_sandboxed_across_kill_9_of_agentd() {
         None,
     )
     .await;
-    let mut seen = String::new();
-    let mut offset = 0;
-    while !seen.contains("started") {
-        let r = c
-            .call::<JobOutput>(&OutputParams {
-                id: job.id.clone(),
-                offset: Some(offset),
-                limit: None,
-                tail: None,
-                wait_ms: Some(30_000),
-            })
-            .await
-            .unwrap();
-        assert!(!r.complete, "ended early: {seen}");
-        seen.push_str(&r.data);
-        offset = r.next_offset;
-    }
+    wait_for_output(&c, &job.id, "started").await;
     let shim = parent_of(job.pid.unwrap());
     drop(c);
     d.kill9();

@@ -7,8 +7,8 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState};
-use agentd_tests::rpc::{get, wait};
-use agentd_tests::{Daemon, TestEnv};
+use agentd_tests::rpc::{get, wait, wait_for_output};
+use agentd_tests::{Daemon, TestEnv, mkfifo};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -74,17 +74,6 @@ fn assert_nowhere(env: &TestEnv, secrets: &[&str], when: &str) {
     }
 }
 
-fn mkfifo(path: &Path) {
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
-        0,
-    )
-    .unwrap();
-}
-
 /// Starts agentd with `max_running = 1`, debug logging and a loose umask
 /// (0002), so modes agentd does not set itself would show.
 fn start(env: &TestEnv) -> Daemon {
@@ -137,26 +126,7 @@ impl SecretJob {
     /// its environment).
     async fn seen(&self, c: &Client) {
         let want = format!("seen:{}", self.secret).to_uppercase();
-        let mut offset = 0;
-        let mut text = String::new();
-        while !text.contains(&want) {
-            let r = c
-                .call::<JobOutput>(&OutputParams {
-                    id: self.job.id.clone(),
-                    offset: Some(offset),
-                    limit: None,
-                    tail: None,
-                    wait_ms: Some(30_000),
-                })
-                .await
-                .unwrap();
-            assert!(
-                !(r.complete && r.data.is_empty()),
-                "the job ended without seeing its variable: {text:?}"
-            );
-            text.push_str(&r.data);
-            offset = r.next_offset;
-        }
+        wait_for_output(c, &self.job.id, &want).await;
     }
 
     /// Lets the job end.

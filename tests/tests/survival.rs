@@ -6,7 +6,7 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState, Notification};
-use agentd_tests::rpc::{get, output, wait};
+use agentd_tests::rpc::{get, output, wait, wait_for_output};
 use agentd_tests::{TestEnv, group_members, is_alive, parent_of, wait_gone};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,31 +33,6 @@ async fn record_starts(c: &Client) {
     })
     .await
     .unwrap();
-}
-
-/// Waits (through the output long-poll) until the job's output contains
-/// `text`.
-async fn wait_for_output(c: &Client, id: &str, text: &str) {
-    let mut offset = 0;
-    let mut seen = String::new();
-    while !seen.contains(text) {
-        let r = c
-            .call::<JobOutput>(&OutputParams {
-                id: id.into(),
-                offset: Some(offset),
-                limit: None,
-                tail: None,
-                wait_ms: Some(30_000),
-            })
-            .await
-            .unwrap();
-        assert!(
-            !(r.complete && r.data.is_empty()),
-            "job ended without printing {text:?}: {seen:?}"
-        );
-        seen.push_str(&r.data);
-        offset = r.next_offset;
-    }
 }
 
 async fn pending(c: &Client) -> Vec<Notification> {
