@@ -58,6 +58,16 @@ pub enum Subcommand {
 /// max_finished_jobs = 10000       # 0: keep every finished job
 /// max_age_days = 30               # 0: never remove for age
 /// max_pending_per_session = 10000 # 0: no cap on unacknowledged results
+///
+/// # where jobs run unless job.submit says: "local" (default) or "slurm"
+/// executor = "local"
+///
+/// [slurm]                         # docs/slurm.md
+/// partition = "debug"             # default --partition
+/// extra_args = ["--qos=normal"]   # added to every sbatch
+/// poll_interval_ms = 500          # squeue while Slurm jobs are live
+/// bin_dir = "/usr/bin"            # where sbatch, squeue, scontrol, scancel are
+/// conf = "/etc/slurm/slurm.conf"  # SLURM_CONF for those commands
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +80,10 @@ pub struct FileConfig {
     pub output: Option<OutputSection>,
     /// What agentd keeps of finished jobs (see [`Retention`]).
     pub retention: Option<RetentionFile>,
+    /// Where jobs run when `job.submit` does not say: `local` or `slurm`.
+    pub executor: Option<agentd_proto::Executor>,
+    /// `[slurm]`: the Slurm executor (docs/slurm.md).
+    pub slurm: Option<crate::executor::slurm::config::SlurmFile>,
 }
 
 /// The config file's `[retention]` table; every key optional, 0 meaning
@@ -173,6 +187,10 @@ pub struct Config {
     /// agentd build, even when its file has been replaced by an upgrade
     /// since it started.
     pub spawner_program: PathBuf,
+    /// Where jobs run when `job.submit` does not say (`executor`).
+    pub default_executor: agentd_proto::Executor,
+    /// The Slurm executor's settings (`[slurm]`).
+    pub slurm: crate::executor::slurm::config::SlurmConfig,
 }
 
 impl Config {
@@ -219,6 +237,8 @@ impl Config {
             torn_request_timeout,
             retention: Retention::from_file(file.retention.as_ref()),
             spawner_program: PathBuf::from("/proc/self/exe"),
+            default_executor: file.executor.unwrap_or_default(),
+            slurm: crate::executor::slurm::config::SlurmConfig::from_file(file.slurm)?,
         })
     }
 }

@@ -28,6 +28,8 @@ pub struct Daemon {
     pub store: Store,
     /// The helper process that forks each job's shim.
     pub spawner: crate::spawner::client::Spawner,
+    /// The Slurm executor's followed jobs ([`crate::executor::slurm`]).
+    pub slurm: crate::executor::slurm::Slurm,
     /// When this daemon started (RFC 3339 UTC).
     pub started_at: String,
     /// Signalled when a job ends or fails to start, so the scheduler can
@@ -118,6 +120,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         shared,
         store,
         spawner,
+        slurm: Default::default(),
         started_at: timefmt::now(),
         slot_freed: tokio::sync::Notify::new(),
         retention_wake: tokio::sync::Notify::new(),
@@ -150,6 +153,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     fail_unkept(&daemon, unkept).await;
     supervisor::start_queued(&daemon).await;
     let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
+    let slurm_watcher = tokio::spawn(crate::executor::slurm::watcher::run(daemon.clone()));
     crate::retention::at_start(&daemon, removing).await;
     let retention = tokio::spawn(crate::retention::run(daemon.clone()));
 
@@ -168,6 +172,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     if daemon.shutdown_requested() == Some(ShutdownJobs::Kill) {
         kill_all(&daemon).await;
     }
+    // After the kills: a killed Slurm job's end is learned by the watcher.
+    slurm_watcher.abort();
     daemon.close_connections();
     server::drain(connections).await;
     daemon.store.flush().await;

@@ -9,7 +9,7 @@
 //! stop), [`lock`] (state-dir lock), [`listener`] (socket), [`server`]
 //! (accept loop), [`connection`] (framing and JSON-RPC), [`rpc`] (the method
 //! table), [`state`] (in-memory job table and queues), [`store`] (SQLite),
-//! [`supervisor`] (processes: spawning shims, watching them, adopting them
+//! [`executor`] (local or Slurm: how a job runs), [`supervisor`] (processes: spawning shims, watching them, adopting them
 //! after a restart), [`spawner`] (the helper process that forks
 //! shims), [`shim`] (the per-job supervisor process that keeps a job alive
 //! without agentd), [`sandbox`] (a job's Landlock, seccomp and rlimits, applied
@@ -18,6 +18,7 @@
 pub mod config;
 pub mod connection;
 pub mod daemon;
+pub mod executor;
 pub mod listener;
 pub mod lock;
 pub mod page;

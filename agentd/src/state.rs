@@ -597,6 +597,9 @@ mod tests {
             reason: None,
             sandbox: None,
             limits: None,
+            executor: Default::default(),
+            external_id: None,
+            slurm: None,
         }
     }
 

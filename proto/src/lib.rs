@@ -12,6 +12,7 @@
 pub mod client;
 pub mod codec;
 pub mod codes;
+pub mod executor;
 pub mod message;
 pub mod methods;
 pub mod paths;
@@ -20,6 +21,7 @@ pub mod signal;
 pub mod types;
 
 pub use client::{Client, ClientError};
+pub use executor::{Executor, SlurmOptions};
 pub use message::{Id, Request, Response, RpcError};
 pub use methods::Method;
 pub use sandbox::{Limits, Sandbox, SandboxMode, SandboxSupport};

@@ -169,6 +169,13 @@ pub struct SubmitParams {
     /// Per-process resource limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+    /// Where to run it: `local` or `slurm` (default: the daemon's config
+    /// `executor`, else `local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<crate::Executor>,
+    /// Resources asked of Slurm (`executor: "slurm"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::SlurmOptions>,
 }
 
 /// Params naming one job: the full id or a unique prefix of 4+ hex chars.

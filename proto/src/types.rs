@@ -1,6 +1,7 @@
 //! The objects of protocol v1: [`Job`], [`JobState`] and [`Notification`]
 //! (docs/protocol.md, "Objects"). Timestamps are RFC 3339 strings in UTC.
 
+use crate::executor::Executor;
 use crate::sandbox::{Limits, Sandbox};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -128,6 +129,18 @@ pub struct Job {
     /// The resource limits given at submit (`null`: none).
     #[serde(default)]
     pub limits: Option<Limits>,
+    /// Where the job runs: `local` or `slurm` (DESIGN.md, "Jobs on a
+    /// cluster"). Absent from earlier daemons' replies: `local`.
+    #[serde(default)]
+    pub executor: Executor,
+    /// The job's id in its executor, once it has one: the Slurm job id
+    /// (`"4211"`); `null` for local jobs.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// The resources asked of Slurm at submit (`executor: "slurm"`);
+    /// `null` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::SlurmOptions>,
 }
 
 /// One finished job, queued for its session until acknowledged.

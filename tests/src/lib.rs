@@ -10,6 +10,7 @@
 pub mod agent_world;
 pub mod clients;
 pub mod fake_llm;
+pub mod slurm;
 use agentd_proto::Client;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

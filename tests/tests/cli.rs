@@ -73,7 +73,7 @@ mod helpers {
 use helpers::*;
 
 /// The Job keys of docs/protocol.md, "Objects".
-const JOB_KEYS: [&str; 19] = [
+const JOB_KEYS: [&str; 21] = [
     "id",
     "short_id",
     "command",
@@ -93,6 +93,8 @@ const JOB_KEYS: [&str; 19] = [
     "reason",
     "sandbox",
     "limits",
+    "executor",
+    "external_id",
 ];
 
 fn assert_job_shape(job: &Value) {

@@ -226,11 +226,25 @@ fn row(job: &Job) -> [String; 7] {
         started,
         duration,
         job.session.clone(),
-        match job.sandbox.as_ref().filter(|s| s.restricts()) {
-            Some(s) => format!("[{}] {}", sandbox_tag(s), output::one_line(&job.command)),
-            None => output::one_line(&job.command),
-        },
+        format!(
+            "{}{}",
+            executor_tag(job),
+            match job.sandbox.as_ref().filter(|s| s.restricts()) {
+                Some(s) => format!("[{}] {}", sandbox_tag(s), output::one_line(&job.command)),
+                None => output::one_line(&job.command),
+            }
+        ),
     ]
+}
+
+/// A job run elsewhere than locally, marked before its command with its
+/// executor and its id there: `[slurm 4211] `; empty for a local job.
+fn executor_tag(job: &Job) -> String {
+    match (job.executor, &job.external_id) {
+        (agentd_proto::Executor::Local, _) => String::new(),
+        (e, Some(id)) => format!("[{e} {id}] "),
+        (e, None) => format!("[{e}] "),
+    }
 }
 
 /// A sandboxed job's mark before its command: `ws`, `ro`, `no-net`,

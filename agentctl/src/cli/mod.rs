@@ -33,7 +33,7 @@ use std::process::ExitCode;
 pub enum JobCommand {
     /// Submit a shell command as a background job and print its short id
     #[command(after_help = run::EXAMPLES)]
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List jobs (running and queued ones unless --all or --state)
     #[command(after_help = jobs::EXAMPLES)]
     Jobs(jobs::JobsArgs),
@@ -77,7 +77,7 @@ pub enum JobCommand {
 /// an error: the command stops quietly with exit 0.
 pub async fn run(global: &GlobalOpts, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     let result = match cmd {
-        JobCommand::Run(args) => run::run(global, args).await,
+        JobCommand::Run(args) => run::run(global, *args).await,
         JobCommand::Jobs(args) => jobs::run(global, args).await,
         JobCommand::Show(args) => show::run(global, args).await,
         JobCommand::Logs(args) => logs::run(global, args).await,

@@ -10,7 +10,7 @@ use super::reconnect::Reconnecting;
 use super::{logs, wait};
 use crate::{GlobalOpts, connect};
 use agentd_proto::methods::{JobSubmit, SubmitParams};
-use agentd_proto::{Limits, Sandbox, SandboxMode};
+use agentd_proto::{Executor, Limits, Sandbox, SandboxMode, SlurmOptions};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -24,7 +24,8 @@ Examples:
   agentctl run -- cargo build --release
   id=$(agentctl run --timeout 600 --label tests -- make test)
   agentctl run --wait -- 'cd sub && ./build.sh'; echo \"exit $?\"
-  agentctl run --sandbox workspace-write --no-network --memory 2G --cpu-time 10m -- make test";
+  agentctl run --sandbox workspace-write --no-network --memory 2G --cpu-time 10m -- make test
+  agentctl run --on slurm --partition gpu --cpus 8 --mem 32G --gpus 1 --time 2h -- python train.py";
 
 /// Arguments of `agentctl run`.
 #[derive(Debug, Args)]
@@ -79,6 +80,26 @@ pub struct RunArgs {
     /// Most open files per process (RLIMIT_NOFILE)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_files: Option<u64>,
+    /// Where the job runs: `local` or `slurm` (docs/slurm.md) [default:
+    /// agentd's config `executor`, else local]
+    #[arg(long = "on", value_name = "EXECUTOR", value_parser = parse_executor)]
+    pub on: Option<Executor>,
+    /// Slurm partition (`sbatch --partition`; needs --on slurm)
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// CPUs for the Slurm job (`--cpus-per-task`; needs --on slurm)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cpus: Option<u32>,
+    /// Memory for the Slurm job, e.g. 4G (`--mem`, whole MiB; needs --on slurm)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub mem: Option<u64>,
+    /// GPUs for the Slurm job (`--gres=gpu:N`; needs --on slurm)
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
+    /// Slurm time limit, e.g. 2h, 90m, 30 (seconds), rounded up to whole
+    /// minutes by Slurm (`--time`; needs --on slurm) [default: --timeout]
+    #[arg(long, value_name = "TIME", value_parser = parse_cpu_time)]
+    pub time: Option<u64>,
     /// The command, run as `/bin/sh -c 'WORDS…'` (words joined by spaces).
     /// Options go before it: after `--`, or from its first word on, every
     /// word is the command's (`run make -j4`), and an option agentctl does
@@ -97,6 +118,32 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("expected NAME=VALUE, got {s:?}")),
     }
+}
+
+/// Parses an executor name (`local`, `slurm`).
+fn parse_executor(s: &str) -> Result<Executor, String> {
+    s.parse()
+}
+
+/// The `slurm` options the flags ask for (`None` for none).
+///
+/// Errors: a Slurm flag without `--on slurm`.
+fn slurm_options(args: &RunArgs) -> anyhow::Result<Option<SlurmOptions>> {
+    let opts = SlurmOptions {
+        partition: args.partition.clone(),
+        time_limit_secs: args.time,
+        cpus: args.cpus,
+        mem_bytes: args.mem,
+        gpus: args.gpus,
+        extra_args: None,
+    };
+    if opts == SlurmOptions::default() {
+        return Ok(None);
+    }
+    if args.on != Some(Executor::Slurm) {
+        bail!("--partition, --cpus, --mem, --gpus and --time are for Slurm jobs: add --on slurm");
+    }
+    Ok(Some(opts))
 }
 
 /// Parses a sandbox mode name.
@@ -239,6 +286,8 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
         tail_bytes: None,
         sandbox,
         limits,
+        executor: args.on,
+        slurm: slurm_options(&args)?,
     };
     let socket = global.socket_path();
     let client = connect::connect(&socket).await?;

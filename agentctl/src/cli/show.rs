@@ -42,6 +42,35 @@ pub async fn run(global: &GlobalOpts, args: ShowArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// The resources a Slurm job asked for, as ` (partition gpu, 8 CPUs,
+/// ...)`; empty when it asked for none.
+fn slurm_resources(o: &agentd_proto::SlurmOptions) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = &o.partition {
+        parts.push(format!("partition {p}"));
+    }
+    if let Some(c) = o.cpus {
+        parts.push(format!("{c} CPUs"));
+    }
+    if let Some(m) = o.mem_bytes {
+        parts.push(format!("{} MiB", m.div_ceil(1 << 20)));
+    }
+    if let Some(g) = o.gpus {
+        parts.push(format!("{g} GPUs"));
+    }
+    if let Some(t) = o.time_limit_secs {
+        parts.push(format!("time limit {} min", t.div_ceil(60)));
+    }
+    if let Some(a) = o.extra_args.as_ref().filter(|a| !a.is_empty()) {
+        parts.push(a.join(" "));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
 /// The job as aligned `key: value` lines; `-` for what is not known.
 pub fn details(job: &Job, color: bool) -> String {
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
@@ -56,7 +85,7 @@ pub fn details(job: &Job, color: bool) -> String {
             _ => format!("{}{note} ({ms} ms)", output::duration(ms)),
         }
     });
-    let lines: [(&str, String); 18] = [
+    let lines: [(&str, String); 20] = [
         ("id", job.id.clone()),
         ("short id", job.short_id.clone()),
         ("state", output::paint(job.state, job.state.as_str(), color)),
@@ -67,6 +96,18 @@ pub fn details(job: &Job, color: bool) -> String {
         ("session", job.session.clone()),
         ("label", or_dash(job.label.clone())),
         ("pid", or_dash(job.pid.map(|p| p.to_string()))),
+        ("executor", job.executor.to_string()),
+        (
+            "slurm job",
+            or_dash(match (&job.external_id, &job.slurm) {
+                (Some(id), Some(o)) => Some(format!("{id}{}", slurm_resources(o))),
+                (Some(id), None) => Some(id.clone()),
+                (None, Some(o)) if !slurm_resources(o).is_empty() => {
+                    Some(format!("not submitted yet{}", slurm_resources(o)))
+                }
+                _ => None,
+            }),
+        ),
         ("created", job.created_at.clone()),
         ("started", or_dash(job.started_at.clone())),
         ("finished", or_dash(job.finished_at.clone())),

@@ -100,6 +100,8 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
     }
     crate::sandbox::check_params(p.sandbox.as_ref(), p.limits.as_ref())
         .map_err(|(msg, field)| invalid(msg, field))?;
+    let executor = p.executor.unwrap_or(d.config.default_executor);
+    crate::executor::check_submit(executor, &p).map_err(|(msg, field)| invalid(msg, field))?;
     let timeout_secs = p
         .timeout_secs
         .map(|t| params::seconds("timeout_secs", t, false))
@@ -164,6 +166,9 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         reason: None,
         sandbox: p.sandbox,
         limits: p.limits,
+        executor,
+        external_id: None,
+        slurm: p.slurm,
     };
     // One trip to a blocking thread for both: each trip is a thread
     // wake-up on the way to the reply (docs/benchmarks.md).
@@ -174,7 +179,23 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .as_ref()
         .map(|s| s.writable.clone())
         .unwrap_or_default();
+    let slurm = (executor == agentd_proto::Executor::Slurm).then(|| d.config.slurm.clone());
     tokio::task::spawn_blocking(move || {
+        if let Some(slurm) = slurm
+            && slurm.locate("sbatch").is_none()
+        {
+            return Err(RpcError::new(
+                codes::CANNOT_SPAWN,
+                format!(
+                    "cannot submit to Slurm: sbatch was not found ({}); install Slurm's client commands (Debian: slurm-client) or set [slurm] bin_dir in agentd's config",
+                    match &slurm.bin_dir {
+                        Some(dir) => format!("not in {}", dir.display()),
+                        None => "not on agentd's PATH".into(),
+                    }
+                ),
+            )
+            .with_data(json!({ "field": "executor" })));
+        }
         match std::fs::metadata(&cwd) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(cannot_spawn(format!("cwd {cwd} is not a directory"))),
@@ -329,7 +350,14 @@ fn parse_cursor(c: &str) -> Result<JobIdx, RpcError> {
 /// `wait_ms`, waits for bytes past `offset` while the job runs (woken by
 /// the daemon's shared inotify watcher or the job's end).
 pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, RpcError> {
-    let (mut done, id) = with_job(d, &p.id, |e| (e.done.subscribe(), e.job.id.clone()))?;
+    let (mut done, id, executor) = with_job(d, &p.id, |e| {
+        (e.done.subscribe(), e.job.id.clone(), e.job.executor)
+    })?;
+    // A Slurm job writes from a cluster node: where the state dir is a
+    // shared file system, inotify does not see those writes, so its
+    // readers also look again at this bound (docs/slurm.md).
+    let recheck = (executor == agentd_proto::Executor::Slurm)
+        .then_some(crate::executor::slurm::OUTPUT_RECHECK);
     let log = d.output_path(&id);
     for (field, value) in [("limit", p.limit), ("tail", p.tail)] {
         if let Some(v) = value
@@ -379,6 +407,7 @@ pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, Rp
             _ = async { match &mut growth { Some(g) => g.changed().await, None => std::future::pending().await } } => {}
             _ = done.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
+            _ = async { match recheck { Some(t) => tokio::time::sleep(t).await, None => std::future::pending().await } } => {}
             _ = d.shutting_down() => {}
         }
         if d.shutdown_requested().is_some() {

@@ -86,6 +86,13 @@ enum Op {
         started_at: String,
         shim: ShimId,
     },
+    /// A job handed to another executor (Slurm): its id there, and its
+    /// start once seen.
+    MarkSubmitted {
+        id: String,
+        external_id: String,
+        started_at: Option<String>,
+    },
     Finish {
         job: Box<Job>,
         output_tail: String,
@@ -252,6 +259,27 @@ impl Store {
         });
     }
 
+    /// Records that a job was handed to another executor (Slurm) under
+    /// `external_id`, and its start time once known; the job counts as
+    /// running from then on (a restarted agentd re-adopts it by that id).
+    /// Returns once committed.
+    ///
+    /// Errors: the commit failed.
+    pub async fn mark_submitted(
+        &self,
+        id: String,
+        external_id: String,
+        started_at: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.exec(Op::MarkSubmitted {
+            id,
+            external_id,
+            started_at,
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Records a job's end and its notification in one transaction; after
     /// the commit the store thread updates the job table and queues the
     /// notification. Returns the notification.
@@ -401,6 +429,14 @@ fn execute(
                 started_at,
                 shim,
             } => schema::mark_started(&tx, id, *pid, started_at, *shim).map(|w| {
+                wiped(w);
+                Output::Done
+            }),
+            Op::MarkSubmitted {
+                id,
+                external_id,
+                started_at,
+            } => schema::mark_submitted(&tx, id, external_id, started_at.as_deref()).map(|w| {
                 wiped(w);
                 Output::Done
             }),

@@ -21,17 +21,20 @@
 //!     mid-removal leaves no orphan output); `dropped`, what the pending cap
 //!     dropped that a session has not acknowledged yet; an index on
 //!     `notifications.job_id` for removing a job's notification.
+//! 7 — executors (DESIGN.md, "Jobs on a cluster"): `jobs.executor`
+//!     (`local` or `slurm`; NULL reads as `local`), `jobs.external_id`
+//!     (the Slurm job id) and `jobs.slurm` (the resources asked, JSON).
 //!
 //! A database with a newer version is refused, never rewritten.
 
 use super::StoreError;
-use agentd_proto::{Job, JobState, Notification};
+use agentd_proto::{Executor, Job, JobState, Notification};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,7 +59,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     shim_start   INTEGER,
     reason       TEXT,
     sandbox      TEXT,
-    limits       TEXT
+    limits       TEXT,
+    executor     TEXT,
+    external_id  TEXT,
+    slurm        TEXT
 );
 CREATE TABLE IF NOT EXISTS notifications (
     seq     INTEGER PRIMARY KEY,
@@ -97,6 +103,13 @@ CREATE TABLE dropped (
     count     INTEGER NOT NULL
 );
 CREATE INDEX notifications_job ON notifications (job_id);
+";
+
+/// Version 6 to 7: a job's executor, its id there, its Slurm resources.
+const MIGRATE_6_TO_7: &str = "
+ALTER TABLE jobs ADD COLUMN executor TEXT;
+ALTER TABLE jobs ADD COLUMN external_id TEXT;
+ALTER TABLE jobs ADD COLUMN slurm TEXT;
 ";
 
 /// Version 1 to 2: the shim of a running job.
@@ -214,18 +227,21 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let upgrade = match version {
         0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         1 => format!(
-            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         2 => format!(
-            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         3 => format!(
-            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         4 => format!(
-            "BEGIN; {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
-        5 => format!("BEGIN; {MIGRATE_5_TO_6} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        5 => format!(
+            "BEGIN; {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ),
+        6 => format!("BEGIN; {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
     if !upgrade.is_empty() {
@@ -317,7 +333,8 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, command, cwd, NULL, state, exit_code, signal, pid, session, label,
                 created_at, started_at, finished_at, duration_ms, timeout_secs,
-                tail_bytes, output_bytes, shim_pid, shim_start, reason, ord, sandbox, limits
+                tail_bytes, output_bytes, shim_pid, shim_start, reason, ord, sandbox, limits,
+                executor, external_id, slurm
          FROM jobs ORDER BY ord",
     )?;
     let jobs = stmt
@@ -345,6 +362,18 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
                     reason: r.get(19)?,
                     sandbox: json_column(r, 21)?,
                     limits: json_column(r, 22)?,
+                    executor: match r.get::<_, Option<String>>(23)? {
+                        Some(e) => e.parse().map_err(|e: String| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                23,
+                                rusqlite::types::Type::Text,
+                                e.into(),
+                            )
+                        })?,
+                        None => Executor::Local,
+                    },
+                    external_id: r.get(24)?,
+                    slurm: json_column(r, 25)?,
                 },
                 tail_bytes: r.get::<_, i64>(15)? as u64,
                 env: None,
@@ -436,8 +465,8 @@ pub fn insert_job(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO jobs (id, command, cwd, state, session, label, created_at,
-                           timeout_secs, tail_bytes, ord, sandbox, limits)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                           timeout_secs, tail_bytes, ord, sandbox, limits, executor, slurm)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         job.id,
@@ -456,6 +485,10 @@ pub fn insert_job(
         job.limits
             .as_ref()
             .map(|l| serde_json::to_string(l).expect("limits always serialise")),
+        job.executor.as_str(),
+        job.slurm
+            .as_ref()
+            .map(|s| serde_json::to_string(s).expect("Slurm options always serialise")),
     ])?;
     if env_given {
         conn.prepare_cached("INSERT INTO job_env (job_id, env) VALUES (?1, NULL)")?
@@ -512,6 +545,24 @@ pub fn mark_started(
          WHERE id = ?1",
     )?
     .execute(params![id, pid, started_at, shim.pid, shim.start as i64])?;
+    forget_env(conn, id)
+}
+
+/// Records that a job was submitted to another executor under
+/// `external_id` (and started at `started_at`, when known), and forgets
+/// its stored environment. Returns whether one was still stored.
+pub fn mark_submitted(
+    conn: &Connection,
+    id: &str,
+    external_id: &str,
+    started_at: Option<&str>,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "UPDATE jobs SET state = 'running', external_id = ?2,
+                started_at = COALESCE(?3, started_at)
+         WHERE id = ?1",
+    )?
+    .execute(params![id, external_id, started_at])?;
     forget_env(conn, id)
 }
 

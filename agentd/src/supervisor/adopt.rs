@@ -74,6 +74,13 @@ pub async fn recover(daemon: &Arc<Daemon>, orphans: Vec<Orphan>) -> Recovered {
         recorded,
     } in orphans
     {
+        if job.executor == agentd_proto::Executor::Slurm {
+            match crate::executor::slurm::adopt(daemon, job).await {
+                crate::executor::slurm::Adopted::Watching => counts.adopted += 1,
+                crate::executor::slurm::Adopted::Lost => counts.lost += 1,
+            }
+            continue;
+        }
         let watch = shim.and_then(|s| group::watch_if_same(s.pid, s.start));
         if let (Some(pidfd), Some(shim)) = (watch, shim) {
             if !recorded {

@@ -83,7 +83,7 @@ pub async fn start_queued(daemon: &Arc<Daemon>) {
             // Started anyway: the job's start removes the value again.
             tracing::error!(job = %job.short_id, "cannot wipe the job's stored environment before starting it: {e}");
         }
-        start(daemon, idx, job, env, rx).await;
+        crate::executor::start(daemon, idx, job, env, rx).await;
     }
 }
 
@@ -97,8 +97,9 @@ pub async fn scheduler(daemon: Arc<Daemon>) {
 }
 
 /// Spawns one job's shim and hands the job to a supervising task; a spawn
-/// failure becomes a `failed` job with the reason in its output.
-async fn start(
+/// failure becomes a `failed` job with the reason in its output. The
+/// `local` executor ([`crate::executor::local`]).
+pub async fn start(
     daemon: &Arc<Daemon>,
     idx: crate::state::JobIdx,
     mut job: Job,

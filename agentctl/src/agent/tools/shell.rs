@@ -54,6 +54,8 @@ async fn submit(
             tail_bytes: Some(TAIL_BYTES),
             sandbox: Some(ctx.sandbox.clone()).filter(|s| s.restricts()),
             limits: None,
+            executor: None,
+            slurm: None,
         })
         .await
         .map_err(rpc_err)
