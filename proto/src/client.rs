@@ -47,8 +47,9 @@ pub enum ClientError {
     /// Reading or writing the socket failed.
     #[error("connection to agentd failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The daemon closed the connection before replying (it stopped, or
-    /// refused what was sent).
+    /// The daemon closed the connection before replying (it stopped or
+    /// was killed). A connection the daemon refuses with an error (too
+    /// many connections) is [`ClientError::Rpc`] with that error instead.
     #[error("agentd closed the connection before replying")]
     Closed,
     /// The daemon replied with a line longer than [`MAX_REPLY_BYTES`]; the
@@ -94,6 +95,11 @@ struct Waiting {
     ended: Option<Ended>,
     /// The read error that stopped the reader, if one did.
     io_error: Option<String>,
+    /// An error the daemon sent for the connection as a whole (`id`
+    /// null), such as -32003 "too many connections" before it closes a
+    /// connection over its limit: what every caller gets once the
+    /// connection ends.
+    refused: Option<RpcError>,
 }
 
 /// Why the reader stopped.
@@ -108,6 +114,9 @@ enum Ended {
 impl Waiting {
     /// The error a caller gets once the reader has stopped.
     fn error(&self) -> ClientError {
+        if let Some(e) = &self.refused {
+            return ClientError::Rpc(e.clone());
+        }
         match (self.ended, self.io_error.as_deref()) {
             (Some(Ended::TooLarge), _) => ClientError::ReplyTooLarge {
                 limit: MAX_REPLY_BYTES,
@@ -198,6 +207,18 @@ impl Client {
             codec::write_line(&mut &*self.stream, &line).await
         };
         if let Err(e) = written {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+            if matches!(e.kind(), BrokenPipe | ConnectionReset) {
+                // The daemon closed the connection, maybe after saying
+                // why (too many connections): the reader reaches the end
+                // of what it sent and wakes this caller; say its reason.
+                let _ = rx.await;
+                let waiting = self.pending.lock().expect("pending map poisoned");
+                if waiting.refused.is_some() {
+                    return Err(waiting.error());
+                }
+                return Err(e.into());
+            }
             self.pending
                 .lock()
                 .expect("pending map poisoned")
@@ -243,6 +264,9 @@ async fn read_replies(stream: Arc<Stream>, pending: Pending) {
             continue;
         };
         let Id::Number(n) = &response.id else {
+            if let (Id::Null, Some(err)) = (&response.id, response.error) {
+                pending.lock().expect("pending map poisoned").refused = Some(err);
+            }
             continue;
         };
         let Some(id) = n.as_u64() else { continue };

@@ -390,6 +390,27 @@ async fn connections_beyond_the_limit_are_refused_cleanly() {
         .unwrap();
     let r: Value = serde_json::from_str(&reply).unwrap();
     assert_eq!(r["error"]["code"], codes::LIMIT_EXCEEDED, "{r}");
+    // agentctl and the proto client say why, not that agentd went away.
+    let (code, out, err) = run(env.agentctl().arg("jobs"));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            1,
+            "",
+            "agentctl: too many connections (at most 1024); try again later\n"
+        )
+    );
+    let (code, _, err) = run(env.agentctl().args(["jobs", "--json"]));
+    assert_eq!(code, 1);
+    let e: Value = serde_json::from_str(&err).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(e["error"]["code"], codes::LIMIT_EXCEEDED, "{e}");
+    let refused = Client::connect(&env.socket)
+        .await
+        .unwrap()
+        .call::<DaemonInfo>(&Empty {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(codes::LIMIT_EXCEEDED), "{refused}");
     // Once a connection has closed, its slot is free: the daemon releases
     // it before closing the socket, so seeing the close is enough.
     let mut one = held.pop().unwrap();

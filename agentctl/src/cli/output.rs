@@ -249,7 +249,8 @@ impl NotificationPrinter {
             self.told_dropped = true;
             eprintln!(
                 "agentctl: {dropped} older notifications were dropped unread: the session held more \
-                 than agentd's [retention] max_pending_per_session"
+                 than agentd's [retention] max_pending_per_session (take results sooner with \
+                 `agentctl drain`, or raise that limit in agentd's config.toml)"
             );
         }
     }
