@@ -448,3 +448,60 @@ async fn two_slurm_jobs_run_at_once() {
         assert_eq!(end.state, JobState::Succeeded, "{end:?}");
     }
 }
+
+#[test]
+fn the_agents_background_run_goes_to_slurm_when_its_config_says() {
+    use agentd_tests::agent_world::{World, tool_results};
+    use agentd_tests::fake_llm::Reply;
+    use serde_json::json;
+    let Some(cluster) = Cluster::start("the_agents_background_run_goes_to_slurm") else {
+        return;
+    };
+    let w = World::with_daemon(
+        vec![
+            Reply::tool("background_run", json!({"command": "echo from-slurm"})),
+            Reply::text("Started."),
+        ],
+        |cmd| {
+            cmd.env("SLURM_CONF", &cluster.conf);
+        },
+    );
+    let dir = w.env.root().join("config/agentctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        "[background]\nexecutor = \"slurm\"\n[background.slurm]\ncpus = 1\n",
+    )
+    .unwrap();
+    let (code, _, err) = w.ask("s1", "start it");
+    assert_eq!(code, 0, "{err}");
+    let jobs = w.jobs("s1");
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.executor, Executor::Slurm);
+    assert!(
+        job.external_id.is_some() && job.sandbox.is_none(),
+        "{job:?}"
+    );
+    let short = job.short_id.clone();
+    // The model sees what it sees for a local job.
+    assert_eq!(
+        tool_results(&w.llm.requests()[1]),
+        vec![(
+            format!("Background task {short} started: echo from-slurm"),
+            false
+        )]
+    );
+    assert_eq!(w.wait_job(&job.id).state, JobState::Succeeded);
+    w.llm.push(vec![Reply::text("Done.")]);
+    let (code, _, err) = w.ask("s1", "news?");
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    assert!(
+        reqs[2]["messages"].to_string().contains(&format!(
+            "[bg:{short}] succeeded (exit 0): echo from-slurm\\nfrom-slurm\\n"
+        )),
+        "{}",
+        reqs[2]["messages"]
+    );
+}

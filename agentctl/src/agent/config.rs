@@ -1,11 +1,12 @@
 //! The agent's settings: `$XDG_CONFIG_HOME/agentctl/config.toml` (optional:
 //! `provider`, `model`, `max_tokens`, `max_tokens_param`,
 //! `context_window_tokens`, `[retention] max_age_days`, `[sandbox] mode`,
-//! `network`, `writable`), overridden by the environment
+//! `network`, `writable`, `[background] executor`, `[background.slurm]`),
+//! overridden by the environment
 //! (docs/agent.md, "Config file" and "Environment"). API keys come from the
 //! environment only and are never written anywhere.
 
-use agentd_proto::{Sandbox, SandboxMode};
+use agentd_proto::{Executor, Sandbox, SandboxMode, SlurmOptions};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -107,6 +108,50 @@ struct FileConfig {
     context_window_tokens: Option<u64>,
     retention: Option<RetentionFile>,
     sandbox: Option<SandboxFile>,
+    background: Option<BackgroundFile>,
+}
+
+/// The file's `[background]` table: where `background_run` jobs run
+/// (docs/slurm.md, "The agent").
+///
+/// ```toml
+/// [background]
+/// executor = "slurm"      # default "local"
+/// [background.slurm]      # default resources of those Slurm jobs
+/// partition = "debug"
+/// cpus = 4
+/// mem_bytes = 8589934592
+/// time_limit_secs = 3600
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackgroundFile {
+    executor: Option<Executor>,
+    slurm: Option<SlurmOptions>,
+}
+
+/// Where the agent's `background_run` jobs run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Background {
+    /// `local` (default) or `slurm`.
+    pub executor: Executor,
+    /// The resources asked of Slurm (`[background.slurm]`).
+    pub slurm: Option<SlurmOptions>,
+}
+
+/// The `[background]` table resolved.
+///
+/// Errors: `[background.slurm]` without `executor = "slurm"`.
+fn background_from(file: Option<BackgroundFile>) -> anyhow::Result<Background> {
+    let f = file.unwrap_or_default();
+    let executor = f.executor.unwrap_or_default();
+    if f.slurm.is_some() && executor != Executor::Slurm {
+        bail!("[background.slurm] needs [background] executor = \"slurm\"");
+    }
+    Ok(Background {
+        executor,
+        slurm: f.slurm,
+    })
 }
 
 /// The file's `[sandbox]` table: how the agent's `bash` and
@@ -222,6 +267,8 @@ pub struct Config {
     /// `[sandbox]`, else `workspace-write` with the network on and
     /// [`default_writable`]; `--sandbox` on `ask`/`chat` overrides the mode.
     pub sandbox: Sandbox,
+    /// Where `background_run` jobs run (`[background]`).
+    pub background: Background,
 }
 
 impl std::fmt::Debug for Config {
@@ -234,6 +281,7 @@ impl std::fmt::Debug for Config {
             .field("base_url", &self.base_url)
             .field("context_window_tokens", &self.context_window_tokens)
             .field("sandbox", &self.sandbox)
+            .field("background", &self.background)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -280,6 +328,7 @@ impl Config {
     pub fn load() -> anyhow::Result<Config> {
         let mut file = read_file()?;
         let sandbox = sandbox_from(file.sandbox.take())?;
+        let background = background_from(file.background.take())?;
         let provider_name = env("AGENTCTL_PROVIDER")
             .or(file.provider)
             .unwrap_or_else(|| "anthropic".into());
@@ -334,6 +383,7 @@ impl Config {
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             sandbox,
+            background,
         })
     }
 

@@ -134,6 +134,7 @@ impl Session {
             .map_err(|_| anyhow::anyhow!("session {name} is in use by another agentctl"))?;
         let transcript = Transcript::open(&path)?;
         let sandbox = config.sandbox.clone();
+        let background = config.background.clone();
         let provider = Provider::new(config)?;
         let mut session = Session {
             name: name.to_string(),
@@ -146,6 +147,7 @@ impl Session {
                 workdir: workdir.clone(),
                 env: config::job_env(),
                 sandbox,
+                background,
             },
             specs: tools::specs(),
             system: system_prompt(&workdir),

@@ -29,6 +29,8 @@ pub struct ToolContext {
     pub env: BTreeMap<String, String>,
     /// How the jobs are confined (config `[sandbox]`, `--sandbox`).
     pub sandbox: agentd_proto::Sandbox,
+    /// Where `background_run` jobs run (config `[background]`).
+    pub background: crate::agent::config::Background,
 }
 
 /// A tool's result.

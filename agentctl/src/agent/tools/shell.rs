@@ -36,13 +36,26 @@ pub fn state_text(job: &Job) -> String {
     }
 }
 
+/// Where a job runs: `bash` always here; `background_run` where the
+/// config's `[background]` says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Here,
+    Background,
+}
+
 async fn submit(
     ctx: &ToolContext,
     command: &str,
     timeout_secs: Option<f64>,
     label: &str,
+    place: Place,
 ) -> Result<Job, Outcome> {
     super::blocklist::check(command).map_err(Outcome::err)?;
+    // A Slurm job runs on a node under the cluster's limits: agentd's
+    // sandbox is the local shim's and is not sent (docs/slurm.md).
+    let slurm =
+        place == Place::Background && ctx.background.executor == agentd_proto::Executor::Slurm;
     ctx.client
         .call::<JobSubmit>(&SubmitParams {
             command: command.to_string(),
@@ -52,10 +65,14 @@ async fn submit(
             session: Some(ctx.session.clone()),
             label: Some(label.to_string()),
             tail_bytes: Some(TAIL_BYTES),
-            sandbox: Some(ctx.sandbox.clone()).filter(|s| s.restricts()),
+            sandbox: Some(ctx.sandbox.clone()).filter(|s| s.restricts() && !slurm),
             limits: None,
-            executor: None,
-            slurm: None,
+            executor: slurm.then_some(agentd_proto::Executor::Slurm),
+            slurm: if slurm {
+                ctx.background.slurm.clone()
+            } else {
+                None
+            },
         })
         .await
         .map_err(rpc_err)
@@ -123,7 +140,7 @@ pub async fn bash(ctx: &ToolContext, input: &Value) -> Result<Outcome, Outcome> 
         .and_then(Value::as_f64)
         .unwrap_or(DEFAULT_TIMEOUT)
         .clamp(0.0, MAX_TIMEOUT);
-    let job = submit(ctx, command, None, "agent:bash").await?;
+    let job = submit(ctx, command, None, "agent:bash", Place::Here).await?;
     let job = ctx
         .client
         .call::<JobWait>(&WaitParams {
@@ -218,7 +235,7 @@ pub async fn background_run(ctx: &ToolContext, input: &Value) -> Result<Outcome,
         .get("timeout")
         .and_then(Value::as_f64)
         .filter(|t| *t > 0.0);
-    let job = submit(ctx, command, timeout, "agent:background").await?;
+    let job = submit(ctx, command, timeout, "agent:background", Place::Background).await?;
     Ok(Outcome::ok(format!(
         "Background task {} started: {}",
         job.short_id, job.command
