@@ -11,6 +11,7 @@ use crate::{listener, lock, server, timefmt};
 use agentd_proto::JobState;
 use agentd_proto::methods::ShutdownJobs;
 use anyhow::Context;
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct Daemon {
     pub spawner: crate::spawner::client::Spawner,
     /// The Slurm executor's followed jobs ([`crate::executor::slurm`]).
     pub slurm: crate::executor::slurm::Slurm,
+    /// Where the shims record how their jobs ended.
+    pub journal: supervisor::journal::Journal,
     /// When this daemon started (RFC 3339 UTC).
     pub started_at: String,
     /// Signalled when a job ends or fails to start, so the scheduler can
@@ -99,7 +102,14 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let (store, mut loaded) =
         Store::open(db, shared.clone(), config.retention.max_pending_per_session)?;
     let removing = std::mem::take(&mut loaded.removing);
+    let live: HashSet<String> = loaded
+        .jobs
+        .iter()
+        .filter(|l| matches!(l.job.state, JobState::Running | JobState::Queued))
+        .map(|l| l.job.id.clone())
+        .collect();
     let (orphans, unkept) = restore(&shared, loaded);
+    let journal = open_journal(&config.state_dir, live).await?;
     let mut config = config;
     let listener = match listener::inherited()? {
         Some((listener, path)) => {
@@ -121,6 +131,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         store,
         spawner,
         slurm: Default::default(),
+        journal,
         started_at: timefmt::now(),
         slot_freed: tokio::sync::Notify::new(),
         retention_wake: tokio::sync::Notify::new(),
@@ -150,6 +161,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
             "recovered the jobs that were running when agentd last stopped"
         );
     }
+    supervisor::adopt::seal(&daemon).await;
     fail_unkept(&daemon, unkept).await;
     supervisor::start_queued(&daemon).await;
     let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
@@ -179,6 +191,41 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     daemon.store.flush().await;
     tracing::info!("agentd stopped");
     Ok(())
+}
+
+/// Moves an old state dir's job files to the current layout
+/// ([`supervisor::layout::migrate`]; `live`: running and queued jobs) and
+/// opens the exit journal.
+///
+/// Errors: either failed (a state dir that cannot be written).
+async fn open_journal(
+    state_dir: &std::path::Path,
+    live: HashSet<String>,
+) -> anyhow::Result<supervisor::journal::Journal> {
+    let state_dir = state_dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let migrated = supervisor::layout::migrate(&state_dir, &live).with_context(|| {
+            format!(
+                "cannot move the job files in {} to the current layout",
+                state_dir.join("jobs").display()
+            )
+        })?;
+        if migrated.logs > 0 {
+            tracing::info!(
+                logs = migrated.logs,
+                kept_dirs = migrated.kept.len(),
+                "moved the job files to the current layout (one file per job)"
+            );
+        }
+        supervisor::journal::Journal::open(&state_dir, migrated.kept).with_context(|| {
+            format!(
+                "cannot open the exit journal in {}",
+                state_dir.join("exits").display()
+            )
+        })
+    })
+    .await
+    .context("the state dir's set-up panicked")?
 }
 
 /// Fills the job table and queues from the database. Jobs recorded as

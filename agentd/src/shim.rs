@@ -24,10 +24,10 @@
 //! 6. keeps the output log within `[output] max_bytes`, woken by inotify
 //!    at each write ([`crate::supervisor::cap::Watch`]), on its one thread;
 //! 7. reaps every child until the job's leader exits;
-//! 8. writes the leader's exit status durably to `exit.json` in the job's
-//!    directory ([`crate::supervisor::record`]), with the reason when the
-//!    sandbox could not be applied after the fork, removes the job's private
-//!    temp dir, if it has one, and exits.
+//! 8. appends the leader's exit status durably to the exit journal segment
+//!    agentd named ([`crate::supervisor::record::append`]), with the reason
+//!    when the sandbox could not be applied after the fork, removes the
+//!    job's private temp dir, if it has one, and exits.
 //!
 //! It is deliberately small: plain `std`, `rustix` and `nix`, no tokio
 //! runtime, no logging framework. It never signals the job; agentd signals
@@ -146,12 +146,12 @@ pub fn run(request: &Request, report: OwnedFd) -> u8 {
         finished_at: timefmt::now(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
-    match record::write(&request.dir, &record) {
+    match record::append(&request.journal, &request.id, &record) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!(
                 "agentd shim: cannot record the job's exit in {}: {e}",
-                request.dir.display()
+                request.journal.display()
             );
             1
         }
@@ -167,12 +167,7 @@ fn prepare(request: &Request) -> Result<Prepared, String> {
     if policy.is_empty() {
         return Ok(Prepared::default());
     }
-    let job_id = request
-        .dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    sandbox::prepare(&policy, &request.cwd, &job_id)
+    sandbox::prepare(&policy, &request.cwd, &request.id)
 }
 
 /// Forks `/bin/sh -c COMMAND` as the leader of a new process group, with

@@ -409,8 +409,7 @@ pub async fn big_output(agentd: &Agentd, client: &Client, sizes: Sizes) -> anyho
         let log = agentd
             .state_dir()
             .join("jobs")
-            .join(&job.id)
-            .join("output.log");
+            .join(format!("{}.log", job.id));
         tokio::task::spawn_blocking(move || std::fs::remove_file(log)).await??;
     }
     let baseline = median(&mut theirs);
@@ -443,8 +442,7 @@ pub async fn capped_output(agentd: &Agentd, client: &Client, sizes: Sizes) -> an
     let log = agentd
         .state_dir()
         .join("jobs")
-        .join(&job.id)
-        .join("output.log");
+        .join(format!("{}.log", job.id));
     let on_disk = move || std::fs::metadata(&log).map_or(0, |m| m.blocks() * 512);
     let params = WaitParams {
         id: job.id.clone(),

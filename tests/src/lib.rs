@@ -506,8 +506,8 @@ pub struct Seed<'a> {
     pub hours_ago: f64,
     /// Commands are `echo PREFIX0`, `echo PREFIX1`, …
     pub prefix: &'a str,
-    /// Give each job an output log (`jobs/<id>/output.log`, as agentd
-    /// lays them out) holding its tail.
+    /// Give each job an output log (`jobs/<id>.log`, as agentd lays them
+    /// out) holding its tail.
     pub with_output: bool,
 }
 
@@ -556,9 +556,9 @@ for i in range(n):
     cmd = 'echo %s%d' % (prefix, i)
     tail = ('%d\n' % i).rjust(tail_len, 'x') if tail_len else ''
     if with_output:
-        d = os.path.join(os.path.dirname(db), 'jobs', jid)
-        os.makedirs(d, mode=0o700)
-        with open(os.path.join(d, 'output.log'), 'w') as f:
+        d = os.path.join(os.path.dirname(db), 'jobs')
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        with open(os.path.join(d, jid + '.log'), 'w') as f:
             f.write(tail)
     jobs.append((jid, cmd, '/', 'succeeded', 0, 4242, session, created, created, finished, 5, 1000, len(tail)))
     body = {'seq': seq, 'job_id': jid, 'short_id': jid[:8], 'session': session, 'state': 'succeeded',

@@ -52,7 +52,7 @@ async fn a_job_writing_past_the_cap_keeps_its_head_and_newest_tail() {
     assert!(reason.contains("output truncated"), "{done:?}");
 
     // The log holds the cap (and a partial block) on disk, at its full size.
-    let log = env.state_dir.join("jobs").join(&job.id).join("output.log");
+    let log = env.state_dir.join("jobs").join(format!("{}.log", job.id));
     let meta = std::fs::metadata(&log).unwrap();
     assert_eq!(meta.len(), total);
     assert!(

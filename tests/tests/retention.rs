@@ -236,9 +236,9 @@ async fn the_pending_cap_drops_the_oldest_and_the_next_peek_says_how_many() {
     assert_eq!((page.notifications.len(), page.dropped), (0, 0));
 }
 
-/// Counts from the database and the jobs dir: jobs, jobs lacking a
-/// notification or output, notifications and output without a job, ids
-/// still to be deleted.
+/// Counts from the database and the jobs dir (`jobs/<id>.log`): jobs, jobs
+/// lacking a notification or output, notifications and output without a
+/// job, ids still to be deleted.
 fn consistency(state_dir: &Path) -> Value {
     let script = r#"
 import sqlite3, sys, os, json
@@ -247,7 +247,7 @@ c = sqlite3.connect(db)
 ids = set(r[0] for r in c.execute("SELECT id FROM jobs"))
 notes = set(r[0] for r in c.execute("SELECT job_id FROM notifications"))
 removing = set(r[0] for r in c.execute("SELECT job_id FROM removing"))
-dirs = set(os.listdir(os.path.join(os.path.dirname(db), 'jobs')))
+dirs = set(n[:-len('.log')] for n in os.listdir(os.path.join(os.path.dirname(db), 'jobs')) if n.endswith('.log'))
 print(json.dumps({"jobs": len(ids), "without_notification": len(ids - notes),
   "orphan_notifications": len(notes - ids), "without_output": len(ids - dirs),
   "orphan_output": len(dirs - ids - removing), "removing": len(removing),

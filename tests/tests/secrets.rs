@@ -284,10 +284,16 @@ async fn every_file_agentd_creates_in_the_state_dir_is_private() {
         "agentd.db-shm",
         "agentd.lock",
         "agentd.log",
-        "output.log",
-        "exit.json",
     ] {
         assert!(seen.iter().any(|s| s == name), "no {name} in {seen:?}");
+    }
+    // The jobs' output logs and the exit journal.
+    for suffix in [".log", ".journal"] {
+        assert!(
+            seen.iter()
+                .any(|s| s.ends_with(suffix) && s != "agentd.log"),
+            "no *{suffix} in {seen:?}"
+        );
     }
 }
 
@@ -321,9 +327,8 @@ c.commit()
         "eeeeeeee-0000-4000-8000-000000000001",
         "ffffffff-0000-4000-8000-000000000002",
     ] {
-        let dir = env.state_dir.join("jobs").join(id);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("output.log"), "").unwrap();
+        let log = env.state_dir.join("jobs").join(format!("{id}.log"));
+        std::fs::write(log, "").unwrap();
     }
     let daemon = start(&env);
     let c = daemon.client().await;

@@ -630,3 +630,150 @@ async fn a_reused_shim_pid_makes_the_job_lost_and_its_new_owner_is_not_signalled
     assert!(daemon.wait().success());
     stranger.assert_untouched();
 }
+
+/// What an agentd before the exit journal left (docs/survival.md,
+/// "Files"): a directory per job with `output.log` and `exit.json`, and a
+/// running job's shim that writes its record there. The shim here is a
+/// stand-in with that behaviour (the record's format is the contract
+/// between agentd versions): a process that appends to the log through the
+/// descriptor it opened before the upgrade, waits on a FIFO, then writes
+/// `exit.json` as old shims did (temporary file, fsync, rename).
+#[tokio::test]
+async fn an_upgrade_moves_old_job_files_and_adopts_a_job_an_older_agentd_started() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let env = TestEnv::new();
+    drop(env.start_daemon());
+    // The old version had no exit journal.
+    std::fs::remove_dir_all(env.state_dir.join("exits")).unwrap();
+    let jobs_dir = env.state_dir.join("jobs");
+    let (old, running) = (
+        "aaaaaaaa-0000-4000-8000-00000000000a",
+        "bbbbbbbb-0000-4000-8000-00000000000b",
+    );
+    let old_dir = jobs_dir.join(old);
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::write(old_dir.join("output.log"), "old output\n").unwrap();
+    std::fs::write(
+        old_dir.join("exit.json"),
+        r#"{"exit_code":0,"signal":null,"finished_at":"2026-11-22T04:00:00.002Z","duration_ms":1}"#,
+    )
+    .unwrap();
+    let run_dir = jobs_dir.join(running);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(run_dir.join("output.log"), "").unwrap();
+    let fifo = env.root().join("go.fifo");
+    mkfifo(&fifo);
+    let script = r#"
+import os, sys, json
+log, fifo, d = sys.argv[1:4]
+fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+os.write(fd, b"before\n")
+print("ready", flush=True)
+open(fifo).read()
+os.write(fd, b"after\n")
+tmp = os.path.join(d, ".exit.json.tmp")
+with open(tmp, "w") as f:
+    json.dump({"exit_code": 3, "signal": None, "finished_at": "2026-12-02T01:00:00.000Z", "duration_ms": 1234}, f)
+    f.flush()
+    os.fsync(f.fileno())
+os.rename(tmp, os.path.join(d, "exit.json"))
+"#;
+    let mut shim = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(run_dir.join("output.log"))
+        .arg(&fifo)
+        .arg(&run_dir)
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(shim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = shim.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start: u64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let script = r#"
+import sqlite3, sys
+old, running, pid, start = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+c = sqlite3.connect(sys.argv[1])
+c.execute("INSERT INTO jobs (id, command, cwd, state, exit_code, pid, session, created_at, started_at, "
+          "finished_at, duration_ms, tail_bytes, output_bytes) VALUES (?, 'echo old output', '/', "
+          "'succeeded', 0, 1, 'default', '2026-11-22T04:00:00.000Z', '2026-11-22T04:00:00.001Z', "
+          "'2026-11-22T04:00:00.002Z', 1, 1000, 11)", (old,))
+c.execute("INSERT INTO jobs (id, command, cwd, state, pid, session, created_at, started_at, tail_bytes, "
+          "shim_pid, shim_start) VALUES (?, 'old shim', '/', 'running', ?, 'default', "
+          "'2026-12-02T00:59:58.000Z', '2026-12-02T00:59:58.766Z', 1000, ?, ?)", (running, pid, pid, start))
+c.commit()
+"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(env.state_dir.join("agentd.db"))
+        .args([old, running, &pid.to_string(), &start.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    assert_eq!(output(&c, old).await, "old output\n");
+    let adopted = get(&c, running).await;
+    assert_eq!(adopted.state, JobState::Running, "{adopted:?}");
+    // The old job's directory is gone; the running one's stays for its
+    // shim's record, and its log moved while the shim kept writing to it.
+    assert!(!old_dir.exists());
+    assert!(jobs_dir.join(format!("{old}.log")).exists());
+    assert!(run_dir.exists());
+    assert!(!run_dir.join("output.log").exists());
+    let inotify = rustix::fs::inotify::init(rustix::fs::inotify::CreateFlags::CLOEXEC).unwrap();
+    rustix::fs::inotify::add_watch(
+        &inotify,
+        &run_dir,
+        rustix::fs::inotify::WatchFlags::DELETE_SELF,
+    )
+    .unwrap();
+    std::fs::write(&fifo, "x\n").unwrap();
+    let done = wait(&c, running).await;
+    assert_eq!(
+        (done.state, done.exit_code, done.duration_ms),
+        (JobState::Failed, Some(3), Some(1234)),
+        "{done:?}"
+    );
+    assert_eq!(output(&c, running).await, "before\nafter\n");
+    assert_eq!(pending(&c).await.len(), 1);
+    shim.wait().unwrap();
+    // Once its end is recorded, its directory goes too.
+    tokio::task::spawn_blocking(move || {
+        let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
+        let mut events = rustix::fs::inotify::Reader::new(&inotify, &mut buf);
+        loop {
+            let e = events.next().unwrap();
+            if e.events()
+                .contains(rustix::fs::inotify::ReadFlags::DELETE_SELF)
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!run_dir.exists());
+    let left: Vec<_> = std::fs::read_dir(&jobs_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.ends_with(".log"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

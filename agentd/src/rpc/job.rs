@@ -227,13 +227,9 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .insert_job(ord, job.clone(), env.is_some(), tail_bytes)
         .await
     {
-        // Leave no directory behind for a job that does not exist.
-        let dir = d.output_path(&job.id);
-        let _ = tokio::task::spawn_blocking(move || match dir.parent() {
-            Some(dir) => std::fs::remove_dir_all(dir),
-            None => Ok(()),
-        })
-        .await;
+        // Leave no log behind for a job that does not exist.
+        let log = d.output_path(&job.id);
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(log)).await;
         return Err(RpcError::internal(format!(
             "cannot record the job in {}: {e}",
             d.config.state_dir.join("agentd.db").display()

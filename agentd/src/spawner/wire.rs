@@ -2,7 +2,8 @@
 //! one reply, on a Unix stream socket.
 //!
 //! A request is a frame: a 4-byte little-endian length, then that many
-//! bytes of NUL-terminated strings: the job's directory, its output log, its cwd, its
+//! bytes of NUL-terminated strings: the job's id, its exit journal segment,
+//! its output log, its cwd, its
 //! command, its sandbox policy (JSON of [`crate::sandbox::Policy`], empty
 //! for none), then name and value of each environment variable laid over the
 //! spawner's environment. None of them can hold a NUL (agentd refuses such
@@ -37,8 +38,12 @@ pub const REPLY_LEN: usize = 24;
 /// What to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// The job's directory (exit record, shim identity).
-    pub dir: PathBuf,
+    /// The job's full id (its exit record's key, its private temp dir's
+    /// name).
+    pub id: String,
+    /// The exit journal segment its shim appends the job's exit record to
+    /// ([`crate::supervisor::journal`]).
+    pub journal: PathBuf,
     /// The job's output log, appended to.
     pub log: PathBuf,
     /// Where `/bin/sh` runs.
@@ -62,7 +67,8 @@ impl Request {
             body.extend_from_slice(s);
             body.push(0);
         };
-        put(self.dir.as_os_str().as_bytes());
+        put(self.id.as_bytes());
+        put(self.journal.as_os_str().as_bytes());
         put(self.log.as_os_str().as_bytes());
         put(self.cwd.as_os_str().as_bytes());
         put(self.command.as_bytes());
@@ -86,7 +92,12 @@ impl Request {
         let mut parts = body
             .split(|&b| b == 0)
             .map(|p| OsString::from_vec(p.to_vec()));
-        let dir = parts.next().ok_or_else(|| bad("no directory"))?;
+        let id = parts
+            .next()
+            .ok_or_else(|| bad("no job id"))?
+            .into_string()
+            .map_err(|_| bad("a job id that is not UTF-8"))?;
+        let journal = parts.next().ok_or_else(|| bad("no exit journal"))?;
         let log = parts.next().ok_or_else(|| bad("no output log"))?;
         let cwd = parts.next().ok_or_else(|| bad("no cwd"))?;
         let command = parts.next().ok_or_else(|| bad("no command"))?;
@@ -109,7 +120,8 @@ impl Request {
             env.push((k, v));
         }
         Ok(Request {
-            dir: dir.into(),
+            id,
+            journal: journal.into(),
             log: log.into(),
             cwd: cwd.into(),
             command,
@@ -236,8 +248,9 @@ mod tests {
     #[test]
     fn requests_round_trip_with_env_and_odd_bytes() {
         let req = Request {
-            dir: "/state/jobs/x".into(),
-            log: "/state/jobs/x/output.log".into(),
+            id: "x".into(),
+            journal: "/state/exits/1.journal".into(),
+            log: "/state/jobs/x.log".into(),
             cwd: "/work dir".into(),
             command: OsString::from_vec(b"echo \xff; exit 3".to_vec()),
             policy: r#"{"sandbox":{"mode":"read-only"}}"#.into(),

@@ -26,9 +26,7 @@
 //! job's output log, or by its exit record, and is adopted or finished
 //! instead of being started a second time.
 
-use super::{
-    Control, ShimWatch, apply_outcome, finish, group, job_dir, read_record, record, run_to_end,
-};
+use super::{Control, ShimWatch, apply_outcome, finish, group, journal, read_record, run_to_end};
 use crate::daemon::Daemon;
 use crate::store::ShimId;
 use crate::timefmt;
@@ -99,6 +97,8 @@ pub async fn recover(daemon: &Arc<Daemon>, orphans: Vec<Orphan>) -> Recovered {
                 .expect("job table poisoned")
                 .adopt(&job.id, tx, started_instant(&job));
             let deadline = deadline(&job);
+            // Its shim appends to a segment an earlier agentd chose.
+            daemon.journal.pin(&job.id);
             tracing::info!(job = %job.short_id, pid = ?job.pid, "adopted a job still running under its shim");
             counts.adopted += 1;
             tokio::spawn(run_to_end(
@@ -110,7 +110,7 @@ pub async fn recover(daemon: &Arc<Daemon>, orphans: Vec<Orphan>) -> Recovered {
             ));
             continue;
         }
-        let rec = read_record(job_dir(&daemon.config.state_dir, &job.id)).await;
+        let rec = read_record(daemon, &job.id).await;
         match &rec {
             Some(_) => {
                 tracing::info!(job = %job.short_id, "job ended while agentd was not running; recording its end");
@@ -128,6 +128,16 @@ pub async fn recover(daemon: &Arc<Daemon>, orphans: Vec<Orphan>) -> Recovered {
     }
     while ending.join_next().await.is_some() {}
     counts
+}
+
+/// Tells the exit journal that adoption is over ([`journal::Journal::seal`])
+/// and deletes what it no longer needs. Call once, after [`recover`] (or
+/// when there was nothing to recover).
+pub async fn seal(daemon: &Daemon) {
+    let gone = daemon.journal.seal();
+    if !gone.is_empty() {
+        let _ = tokio::task::spawn_blocking(move || journal::delete(&gone)).await;
+    }
 }
 
 /// The timeout deadline of an adopted job: `started_at + timeout_secs`,
@@ -174,7 +184,8 @@ pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
     for (idx, id) in queued {
         let dir = jobs_dir.join(&id);
         // A shim forked by a spawner has the job's output log as its
-        // stderr; one started by an older agentd (an `exec`'d `agentd
+        // stderr (renamed to its current name at an upgrade, which /proc
+        // shows); one started by an older agentd (an `exec`'d `agentd
         // shim`) names the job's directory on its command line.
         // The kernel's name for the log, symlinks and `..` resolved, as
         // `/proc/PID/fd/2` shows it.
@@ -190,7 +201,7 @@ pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
             forked || execd
         });
         let leader = shim.and_then(|s| procs.iter().find(|p| p.ppid == s.pid && p.pgrp == p.pid));
-        if shim.is_none() && !record::path(&dir).exists() {
+        if shim.is_none() && !daemon.journal.has_record(&id).unwrap_or(false) {
             continue;
         }
         let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");

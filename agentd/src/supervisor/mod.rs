@@ -12,6 +12,8 @@
 pub mod adopt;
 pub mod cap;
 pub mod group;
+pub mod journal;
+pub mod layout;
 pub mod output;
 pub mod record;
 pub mod signal;
@@ -192,8 +194,7 @@ pub async fn run_to_end(
     deadline: Option<Instant>,
 ) {
     let reason = supervise(shim, job.pid, control, deadline).await;
-    let dir = job_dir(&daemon.config.state_dir, &job.id);
-    let rec = read_record(dir).await;
+    let rec = read_record(&daemon, &job.id).await;
     if rec.is_none() && reason.is_none() {
         tracing::warn!(job = %job.short_id, "the job's shim exited without recording the job's end; marking it lost");
     }
@@ -203,19 +204,15 @@ pub async fn run_to_end(
     daemon.slot_freed.notify_one();
 }
 
-/// The job's directory (output log, exit record).
-pub fn job_dir(state_dir: &Path, id: &str) -> PathBuf {
-    state_dir.join("jobs").join(id)
-}
-
-/// The job's exit record, if its shim wrote one; an unreadable record is
-/// logged and counts as none.
-pub async fn read_record(dir: PathBuf) -> Option<ExitRecord> {
-    let shown = dir.display().to_string();
-    match tokio::task::spawn_blocking(move || record::read(&dir)).await {
+/// Job `id`'s exit record, if its shim wrote one ([`journal::Journal::take`]);
+/// an unreadable record is logged and counts as none.
+pub async fn read_record(daemon: &Arc<Daemon>, id: &str) -> Option<ExitRecord> {
+    let d = daemon.clone();
+    let id = id.to_owned();
+    match tokio::task::spawn_blocking(move || d.journal.take(&id)).await {
         Ok(Ok(rec)) => rec,
         Ok(Err(e)) => {
-            tracing::error!("cannot read the exit record in {shown}: {e}");
+            tracing::error!("cannot read the exit journal: {e}");
             None
         }
         Err(_) => None,
@@ -228,7 +225,7 @@ pub async fn read_record(dir: PathBuf) -> Option<ExitRecord> {
 ///
 /// Errors: as [`Spawner::spawn`](crate::spawner::client::Spawner::spawn).
 async fn spawn(
-    daemon: &Daemon,
+    daemon: &Arc<Daemon>,
     job: &Job,
     env: Option<BTreeMap<String, String>>,
     log: &Path,
@@ -243,8 +240,29 @@ async fn spawn(
             return Err(SpawnError::Refused(reason));
         }
     }
+    let assigned = daemon.journal.assign(&job.id);
+    if assigned.create.is_some() || !assigned.gone.is_empty() {
+        // Once per [`journal::SEGMENT_JOBS`] jobs, and not waited for: the
+        // segment made now is used from the next rotation on.
+        let (create, gone) = (assigned.create, assigned.gone);
+        let d = daemon.clone();
+        tokio::task::spawn_blocking(move || {
+            journal::delete(&gone);
+            if let Some((n, path)) = create {
+                let made = journal::create(&path);
+                if let Err(e) = &made {
+                    tracing::error!(
+                        "cannot create the exit journal segment {}: {e}",
+                        path.display()
+                    );
+                }
+                d.journal.created(n, made.is_ok());
+            }
+        });
+    }
     let request = Request {
-        dir: job_dir(&daemon.config.state_dir, &job.id),
+        id: job.id.clone(),
+        journal: assigned.segment,
         log: log.to_owned(),
         cwd: PathBuf::from(&job.cwd),
         command: job.command.clone().into(),
@@ -395,8 +413,16 @@ pub async fn finish(daemon: &Daemon, mut job: Job, started: Option<Instant>) {
         });
     }
     let tail = String::from_utf8_lossy(&tail.data).into_owned();
-    if let Err(e) = daemon.store.finish(job, tail).await {
-        tracing::error!("cannot record a job's end durably: {e}");
+    let id = job.id.clone();
+    match daemon.store.finish(job, tail).await {
+        Ok(_) => {
+            // Its exit record is no longer needed.
+            let gone = daemon.journal.done(&id);
+            if !gone.is_empty() {
+                tokio::task::spawn_blocking(move || journal::delete(&gone));
+            }
+        }
+        Err(e) => tracing::error!("cannot record a job's end durably: {e}"),
     }
     daemon.retention_wake.notify_one();
 }

@@ -1,4 +1,4 @@
-//! Job output on disk: `STATE_DIR/jobs/<id>/output.log`, written by the
+//! Job output on disk: `STATE_DIR/jobs/<id>.log`, written by the
 //! job's processes directly (stdout and stderr share one file description),
 //! read here by byte range or tail, and watched with inotify so readers wake
 //! when bytes arrive instead of polling: one inotify instance for the whole
@@ -15,41 +15,53 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::watch;
 
-/// The output log of job `id`.
+/// The output log of job `id`: the one file a job has of its own
+/// (docs/survival.md, "Files").
 pub fn path(state_dir: &Path, id: &str) -> PathBuf {
-    state_dir.join("jobs").join(id).join("output.log")
+    state_dir.join("jobs").join(format!("{id}.log"))
 }
 
-/// Deletes everything job `id` keeps on disk (its directory: output log
-/// and exit record). A job with nothing on disk is not an error.
+/// Deletes everything job `id` keeps on disk: its output log (and, for a
+/// job of an agentd before the exit journal, what is left of its
+/// directory). A job with nothing on disk is not an error.
 ///
-/// Errors: the directory exists but cannot be deleted.
+/// Errors: the log or directory exists but cannot be deleted.
 pub fn remove(state_dir: &Path, id: &str) -> io::Result<()> {
-    match std::fs::remove_dir_all(state_dir.join("jobs").join(id)) {
+    let gone = |r: io::Result<()>| match r {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
-    }
+    };
+    gone(std::fs::remove_file(path(state_dir, id)))?;
+    gone(std::fs::remove_dir_all(state_dir.join("jobs").join(id)))
 }
 
-/// Creates the job's directory (mode 0700, as `jobs/`) and an empty
-/// output log (mode 0600).
+/// Creates the job's empty output log (mode 0600) in `jobs/` (made with
+/// mode 0700 at start; again here if it was deleted since).
 ///
-/// Errors: the directory or file cannot be created (disk full, read-only).
+/// Errors: the file cannot be created (disk full, read-only).
 pub fn create(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map(|_| ())
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+            open()
+        }
+        r => r,
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map(|_| ())
 }
 
 /// Opens the output log for the job's processes to append to (creating it

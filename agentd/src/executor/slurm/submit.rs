@@ -41,7 +41,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// The environment file of a job whose output log is `log`: beside it,
-/// named for the log (`output.log` → `output.slurm-env`).
+/// named for the log (`<id>.log` → `<id>.slurm-env`).
 pub fn env_path(log: &Path) -> PathBuf {
     log.with_extension("slurm-env")
 }
