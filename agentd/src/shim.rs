@@ -22,7 +22,8 @@
 //! 5. writes the job's pid as one decimal line to its pipe (agentd holds
 //!    the read end);
 //! 6. keeps the output log within `[output] max_bytes`, woken by inotify
-//!    at each write ([`crate::supervisor::cap::Watch`]), on its one thread;
+//!    when the log is written, at most every so often while the job writes
+//!    ([`crate::supervisor::cap::Watch`]), on its one thread;
 //! 7. reaps every child until the job's leader exits;
 //! 8. appends the leader's exit status durably to the exit journal segment
 //!    agentd named ([`crate::supervisor::record::append`]), with the reason
@@ -293,12 +294,15 @@ impl LineBuf {
 /// and read from a signalfd, polled beside the log's inotify watch, so the
 /// shim keeps one thread. Children are reaped (without waiting) before
 /// every poll, so an exit signalled before SIGCHLD was blocked is not
-/// missed. Falls back to [`reap_until`] (uncapped) if SIGCHLD cannot be
-/// read from a descriptor.
+/// missed. After each trim the watch is left alone for as long as the job
+/// needs to write the headroom ([`cap::Watch::quiet_for`]): a job writing
+/// fast wakes its shim a few times a second, not at every write. Falls
+/// back to [`reap_until`] (uncapped) if SIGCHLD cannot be read from a
+/// descriptor.
 fn reap_watching(leader: u32, watch: &cap::Watch) -> Option<rustix::process::WaitStatus> {
     use nix::sys::signal::SigSet;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    use rustix::event::{PollFd, PollFlags, poll};
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     if mask.thread_block().is_err() {
@@ -310,6 +314,8 @@ fn reap_watching(leader: u32, watch: &cap::Watch) -> Option<rustix::process::Wai
         return reap_until(leader);
     };
     let mut watching = true;
+    // While set, the watch is not polled: the next trim is due then.
+    let mut quiet_until: Option<Instant> = None;
     loop {
         loop {
             match rustix::process::wait(WaitOptions::NOHANG) {
@@ -324,22 +330,35 @@ fn reap_watching(leader: u32, watch: &cap::Watch) -> Option<rustix::process::Wai
                 }
             }
         }
+        let poll_watch = watching && quiet_until.is_none();
         let mut fds = vec![PollFd::new(&sfd, PollFlags::IN)];
-        if watching {
+        if poll_watch {
             fds.push(PollFd::from_borrowed_fd(watch.fd(), PollFlags::IN));
         }
-        match poll(&mut fds, None) {
+        let timeout = quiet_until
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .and_then(|d| Timespec::try_from(d).ok());
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
                 eprintln!("agentd shim: polling failed: {e}; the output is no longer capped");
                 return reap_until(leader);
             }
         }
-        let log_written = watching && fds[1].revents().contains(PollFlags::IN);
+        let log_written = poll_watch && fds[1].revents().contains(PollFlags::IN);
+        let due = quiet_until.is_some_and(|t| Instant::now() >= t);
         while let Ok(Some(_)) = sfd.read_signal() {}
-        if log_written && let Err(e) = watch.woken() {
-            eprintln!("agentd shim: cannot keep the output within [output] max_bytes: {e}");
-            watching = false;
+        if watching && (log_written || due) {
+            quiet_until = None;
+            match watch.woken() {
+                Ok(headroom) => {
+                    quiet_until = cap::Watch::quiet_for(headroom).map(|d| Instant::now() + d);
+                }
+                Err(e) => {
+                    eprintln!("agentd shim: cannot keep the output within [output] max_bytes: {e}");
+                    watching = false;
+                }
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Sizes {
     /// Bytes the capped job prints, and the `[output] max_bytes` of the
     /// agentd it runs under.
     pub capped_output: (u64, u64),
+    /// How long the steady load of 10 jobs a second runs.
+    pub steady: Duration,
 }
 
 impl Sizes {
@@ -54,6 +56,7 @@ impl Sizes {
         list_samples: 10,
         big_output: 1 << 30,
         capped_output: (4 << 30, 256 << 20),
+        steady: Duration::from_secs(120),
     };
     /// About a minute in all.
     pub const QUICK: Sizes = Sizes {
@@ -66,6 +69,7 @@ impl Sizes {
         list_samples: 3,
         big_output: 64 << 20,
         capped_output: (256 << 20, 16 << 20),
+        steady: Duration::from_secs(5),
     };
 }
 
@@ -165,20 +169,12 @@ pub fn submit_round_trip(agentd: &Agentd, pueue: &Pueue, sizes: Sizes) -> anyhow
     ))
 }
 
-/// Submit → notification available, against pueue's submit → `Done` seen
-/// in `pueue status`.
-///
-/// agentd: from sending `job.submit` to `notifications.wait` returning the
-/// job's notification, on one connection. pueue: from `pueue add` having
-/// returned (its CLI start not counted) to the end of the first `pueue
-/// status --json` that shows the task `Done`, polled back to back.
-pub async fn notification_latency(
-    client: &Client,
-    pueue: &Pueue,
-    sizes: Sizes,
-) -> anyhow::Result<Row> {
+/// `n` samples of agentd's submit → notification: from sending
+/// `job.submit` of `true` to `notifications.wait` returning the job's
+/// notification, on one connection (then drained).
+pub async fn latency_samples(client: &Client, n: usize) -> anyhow::Result<Vec<Duration>> {
     let mut ours = Vec::new();
-    for _ in 0..sizes.latency_samples {
+    for _ in 0..n {
         let start = Instant::now();
         client.call::<JobSubmit>(&submit("true", "latency")).await?;
         let got = client
@@ -197,6 +193,36 @@ pub async fn notification_latency(
             })
             .await?;
     }
+    Ok(ours)
+}
+
+/// agentd's submit → notification alone ([`latency_samples`]), for the
+/// hot-path run.
+pub async fn latency_alone(client: &Client, n: usize) -> anyhow::Result<Row> {
+    let mut samples = latency_samples(client, n).await?;
+    let a = median(&mut samples);
+    Ok(Row::plain(
+        format!("job submitted → notification available (`true`), {n} samples"),
+        ms(a),
+        "—".into(),
+        "< 10 ms",
+        a < Duration::from_millis(10),
+    ))
+}
+
+/// Submit → notification available, against pueue's submit → `Done` seen
+/// in `pueue status`.
+///
+/// agentd: from sending `job.submit` to `notifications.wait` returning the
+/// job's notification, on one connection. pueue: from `pueue add` having
+/// returned (its CLI start not counted) to the end of the first `pueue
+/// status --json` that shows the task `Done`, polled back to back.
+pub async fn notification_latency(
+    client: &Client,
+    pueue: &Pueue,
+    sizes: Sizes,
+) -> anyhow::Result<Row> {
+    let mut ours = latency_samples(client, sizes.latency_samples).await?;
     let mut theirs = Vec::new();
     for _ in 0..sizes.latency_samples {
         let id = pueue.add("true")?;
@@ -358,6 +384,17 @@ pub async fn list_all(agentd: &Agentd, client: &Client, sizes: Sizes) -> anyhow:
     ))
 }
 
+/// Job `id`'s output log: `jobs/<id>.log`, or `jobs/<id>/output.log` for
+/// an agentd before the exit journal (A/B runs with `--bin-dir`).
+fn log_path(state_dir: &std::path::Path, id: &str) -> std::path::PathBuf {
+    let old = state_dir.join("jobs").join(id).join("output.log");
+    if old.exists() {
+        old
+    } else {
+        state_dir.join("jobs").join(format!("{id}.log"))
+    }
+}
+
 /// `sync(1)`: writes back every dirty page, so a measurement starts clean.
 fn sync() -> anyhow::Result<()> {
     time_command(&mut Command::new("sync")).map(drop)
@@ -406,10 +443,7 @@ pub async fn big_output(agentd: &Agentd, client: &Client, sizes: Sizes) -> anyho
         );
         // Counted, so removed like the baseline's file: a gigabyte of page
         // cache left behind would slow whichever write comes next.
-        let log = agentd
-            .state_dir()
-            .join("jobs")
-            .join(format!("{}.log", job.id));
+        let log = log_path(agentd.state_dir(), &job.id);
         tokio::task::spawn_blocking(move || std::fs::remove_file(log)).await??;
     }
     let baseline = median(&mut theirs);
@@ -439,10 +473,7 @@ pub async fn capped_output(agentd: &Agentd, client: &Client, sizes: Sizes) -> an
     let job = client
         .call::<JobSubmit>(&submit(&format!("head -c {n} /dev/zero"), "capped"))
         .await?;
-    let log = agentd
-        .state_dir()
-        .join("jobs")
-        .join(format!("{}.log", job.id));
+    let log = log_path(agentd.state_dir(), &job.id);
     let on_disk = move || std::fs::metadata(&log).map_or(0, |m| m.blocks() * 512);
     let params = WaitParams {
         id: job.id.clone(),

@@ -17,6 +17,7 @@ mod pueue_side;
 mod report;
 mod sandbox;
 mod stats;
+mod steady;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -48,6 +49,15 @@ struct Args {
     /// Only the sandbox set-up figures (no pueue needed); prints the rows
     #[arg(long)]
     only_sandbox: bool,
+    /// Only the hot-path figures (no pueue needed): submit → notification,
+    /// the pipelined burst, big output, capped output and the steady load;
+    /// prints the rows
+    #[arg(long)]
+    only_hot_path: bool,
+    /// With --only-hot-path: the `config.toml` of its agentd, for A/B runs
+    /// (for instance "[output]\nmax_bytes = 0" turns the output cap off)
+    #[arg(long, value_name = "TOML")]
+    agentd_config: Option<String>,
 }
 
 /// The workspace root (this crate lives in `bench/`).
@@ -116,6 +126,55 @@ fn only_sandbox(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
     Ok(rows.iter().all(report::Row::met))
 }
 
+/// Runs the hot-path figures alone against a fresh agentd (started with
+/// `config`) and prints them; true when their targets were met.
+fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::Result<bool> {
+    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
+    std::fs::create_dir_all(tmp.path().join("agentd"))?;
+    let config = config.map(|c| c.replace("\\n", "\n"));
+    let agentd = agentd_side::Agentd::start_with_config(
+        bin_dir,
+        &tmp.path().join("agentd"),
+        config.as_deref(),
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = Arc::new(rt.block_on(agentd.client())?);
+    let mut rows = Vec::new();
+    let step = |name: &str| eprintln!("agentd-bench: {name} ...");
+    step("submit to notification");
+    rows.push(rt.block_on(figures::latency_alone(&client, sizes.latency_samples * 4))?);
+    step("pipelined burst");
+    rows.push(rt.block_on(figures::burst(&client, sizes))?);
+    step("steady load");
+    rows.push(rt.block_on(steady::steady(&agentd, &client, 10, sizes.steady))?);
+    step("big output");
+    rows.push(rt.block_on(figures::big_output(&agentd, &client, sizes))?);
+    step("capped output");
+    drop(client);
+    drop(agentd);
+    std::fs::create_dir_all(tmp.path().join("capped"))?;
+    let capped = agentd_side::Agentd::start_with_config(
+        bin_dir,
+        &tmp.path().join("capped"),
+        Some(&format!(
+            "[output]\nmax_bytes = {}\n",
+            sizes.capped_output.1
+        )),
+    )?;
+    let client = rt.block_on(capped.client())?;
+    rows.push(rt.block_on(figures::capped_output(&capped, &client, sizes))?);
+    let header = format!(
+        "Hot path only, {}; agentd {} (release build); config {:?}; command: `cargo run --release -p agentd-bench -- --only-hot-path`. Medians.",
+        procfs::machine(),
+        env!("CARGO_PKG_VERSION"),
+        config.unwrap_or_default(),
+    );
+    print!("{}", report::table(&rows, &header));
+    Ok(rows.iter().all(report::Row::met))
+}
+
 /// Runs every figure; true when every target was met.
 fn run(args: &Args) -> anyhow::Result<bool> {
     if cfg!(debug_assertions) {
@@ -134,6 +193,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     };
     if args.only_sandbox {
         return only_sandbox(&bin_dir, sizes);
+    }
+    if args.only_hot_path {
+        return only_hot_path(&bin_dir, sizes, args.agentd_config.as_deref());
     }
     let pueue_root = args
         .pueue_root
@@ -172,6 +234,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     step("pipelined burst");
     rows.push(rt.block_on(figures::burst(&client, sizes))?);
     rows.push(rt.block_on(figures::list_all(&agentd, &client, sizes))?);
+    step("steady load");
+    rows.push(rt.block_on(steady::steady(&agentd, &client, 10, sizes.steady))?);
     step("sandbox set-up");
     let cwd = tmp.path().display().to_string();
     rows.push(rt.block_on(sandbox::submit_round_trip(&client, sizes.cli_samples, &cwd))?);

@@ -120,6 +120,10 @@ fn ask_wait_stays_until_background_results_reach_the_model() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Only once the model was asked for its reply to the tool call: a job
+    // ending before that has its result delivered in that same request
+    // (correctly), and there is nothing left to wait for.
+    w.llm.wait_for_requests(2);
     // Blocks until the job (started by the agent) opens the FIFO.
     release(&gate);
     let out = child.wait_with_output().unwrap();

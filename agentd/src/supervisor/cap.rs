@@ -8,8 +8,9 @@
 //!
 //! The job's shim enforces the cap ([`Watch`]): on its one thread it waits
 //! for an inotify watch of the log as well as for its children, woken only
-//! when the log is written, so a quiet job costs no CPU, and the cap holds
-//! whether or not agentd runs. Readers
+//! when the log is written (and, while the job writes, at most every so
+//! often: [`Watch::quiet_for`]), so a quiet job costs no CPU, and the cap
+//! holds whether or not agentd runs. Readers
 //! find the dropped range in the file itself ([`dropped`], with `SEEK_HOLE`
 //! and `SEEK_DATA`): there is no second record to keep in step.
 //!
@@ -45,23 +46,27 @@ pub fn head(max: u64, block: u64) -> u64 {
 /// bytes on disk: punches a hole from the head's end up to where the
 /// newest bytes fitting in `5 max / 8` begin (rounded up to a block).
 /// Punching again what is a hole already is harmless, so any caller may
-/// trim at any time.
+/// trim at any time. Returns the headroom: how many more bytes the job may
+/// write before the log needs trimming again (`u64::MAX` without a cap).
 ///
 /// Errors: the file cannot be examined, or the file system cannot punch
 /// holes (`EOPNOTSUPP`).
-pub fn trim(file: &File, max: u64) -> io::Result<()> {
+pub fn trim(file: &File, max: u64) -> io::Result<u64> {
     let meta = file.metadata()?;
     let size = meta.len();
     let high = max / 8 * 7;
-    if max == 0 || size <= high {
-        return Ok(());
+    if max == 0 {
+        return Ok(u64::MAX);
+    }
+    if size <= high {
+        return Ok(high - size);
     }
     let kept = match dropped(file, size)? {
         Some((from, to)) => size - (to - from),
         None => size,
     };
     if kept <= high {
-        return Ok(());
+        return Ok(high - kept);
     }
     let block = meta.blksize().max(512);
     let from = head(max, block);
@@ -76,8 +81,9 @@ pub fn trim(file: &File, max: u64) -> io::Result<()> {
             from,
             to - from,
         )?;
+        return Ok(high.saturating_sub(from + (size - to)));
     }
-    Ok(())
+    Ok(0)
 }
 
 /// The range `[from, to)` of the log that the cap dropped, found as the
@@ -110,6 +116,13 @@ pub fn dropped(file: &File, total: u64) -> io::Result<Option<(u64, u64)>> {
 /// write to the log, and the log opened for trimming. The shim polls it
 /// beside its SIGCHLD descriptor on its one thread (a second thread made
 /// every job's end reach agentd about 7 ms later; docs/benchmarks.md).
+///
+/// After a wake-up the shim need not look again until the job can have
+/// written the headroom [`Watch::woken`] returns: it stops polling the
+/// watch for `headroom /` [`MAX_WRITE_RATE`] ([`Watch::quiet_for`]), then
+/// trims once and waits for the next write. A job writing fast then wakes
+/// its shim a few times per second instead of at every write, and a quiet
+/// job never (the pause starts only after a write).
 pub struct Watch {
     /// Readable when the log was written since the last [`Watch::woken`].
     inotify: OwnedFd,
@@ -119,7 +132,20 @@ pub struct Watch {
     max: u64,
 }
 
+/// The fastest a job is assumed to append to its log, in bytes per second
+/// (16 GiB/s: several times what one writer reaches through the page
+/// cache here); it decides how long the shim may look away after a trim.
+pub const MAX_WRITE_RATE: u64 = 16 << 30;
+
 impl Watch {
+    /// How long the shim may skip the watch after [`Watch::woken`]
+    /// returned `headroom`: the time the job needs to write it at
+    /// [`MAX_WRITE_RATE`]; `None` when under a millisecond.
+    pub fn quiet_for(headroom: u64) -> Option<std::time::Duration> {
+        let quiet = std::time::Duration::from_secs_f64(headroom as f64 / MAX_WRITE_RATE as f64);
+        (quiet >= std::time::Duration::from_millis(1)).then_some(quiet)
+    }
+
     /// Watches the log at `path`, to keep it within `max` bytes.
     ///
     /// Errors: the log cannot be opened or inotify cannot watch it (the
@@ -138,11 +164,12 @@ impl Watch {
         self.inotify.as_fd()
     }
 
-    /// Takes the pending events and trims the log (see [`trim`]).
+    /// Takes the pending events and trims the log (see [`trim`]); returns
+    /// the headroom [`trim`] returned.
     ///
     /// Errors: reading the events or trimming failed; the caller stops
     /// watching.
-    pub fn woken(&self) -> io::Result<()> {
+    pub fn woken(&self) -> io::Result<u64> {
         let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
         let mut events = rustix::fs::inotify::Reader::new(&self.inotify, &mut buf);
         loop {
@@ -199,5 +226,19 @@ mod tests {
         let total = f.metadata().unwrap().len();
         let (_, to2) = dropped(&f, total).unwrap().unwrap();
         assert!(to2 > to && total - to2 <= max / 8 * 5 - from);
+    }
+
+    #[test]
+    fn the_shim_looks_away_for_as_long_as_the_headroom_takes_to_write() {
+        assert_eq!(Watch::quiet_for(0), None);
+        assert_eq!(Watch::quiet_for(MAX_WRITE_RATE / 10_000), None);
+        assert_eq!(
+            Watch::quiet_for(MAX_WRITE_RATE / 4),
+            Some(std::time::Duration::from_millis(250))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = File::create(dir.path().join("log")).unwrap();
+        assert_eq!(trim(&f, 1 << 20).unwrap(), (1 << 20) / 8 * 7);
+        assert_eq!(trim(&f, 0).unwrap(), u64::MAX);
     }
 }
