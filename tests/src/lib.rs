@@ -588,10 +588,9 @@ c.commit()
 /// Fills a stopped daemon's database with `n` queued jobs of `session`,
 /// each running `command` in `/` when started, created one millisecond
 /// apart (the rows agentd writes for a job that waits for a free slot,
-/// and its `jobs/<id>/` directory; without a stored environment: it
-/// starts with agentd's own). With
-/// `max_running` in agentd's config, a test gets a live set of any size
-/// without submitting it.
+/// without a stored environment: it starts with agentd's own; its output
+/// log is made when it starts). With `max_running` in agentd's config, a
+/// test gets a live set of any size without submitting it.
 ///
 /// Panics when the database does not exist yet or python3 fails.
 pub fn seed_queued(state_dir: &Path, session: &str, n: usize, command: &str) {
@@ -605,8 +604,7 @@ start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(second
 def ts(t): return t.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (t.microsecond // 1000)
 rows = [(str(uuid.uuid4()), command, '/', 'queued', session,
          ts(start + datetime.timedelta(milliseconds=i)), 1000) for i in range(n)]
-for r in rows:
-    os.makedirs(os.path.join(os.path.dirname(db), 'jobs', r[0]), mode=0o700)
+os.makedirs(os.path.join(os.path.dirname(db), 'jobs'), mode=0o700, exist_ok=True)
 c.executemany("INSERT INTO jobs (id, command, cwd, state, session, created_at, tail_bytes) VALUES (?,?,?,?,?,?,?)", rows)
 c.commit()
 "#;
