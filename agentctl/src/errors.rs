@@ -78,9 +78,12 @@ fn say(e: &RpcError) -> String {
             .to_string()
     };
     match e.code {
-        codes::JOB_NOT_FOUND => match text("id") {
-            Some(id) => format!("no job {id} ({WHERE_IDS_ARE})"),
-            None => format!("{} ({WHERE_IDS_ARE})", e.message),
+        codes::JOB_NOT_FOUND => match (text("id"), text("field")) {
+            (Some(id), Some("after")) => {
+                format!("--after {id}: no such job, so nothing was submitted ({WHERE_IDS_ARE})")
+            }
+            (Some(id), _) => format!("no job {id} ({WHERE_IDS_ARE})"),
+            (None, _) => format!("{} ({WHERE_IDS_ARE})", e.message),
         },
         codes::AMBIGUOUS_ID => {
             let candidates: Vec<&str> = data("candidates")
@@ -133,6 +136,15 @@ mod tests {
             json!({"id": "ffff"}),
         );
         assert_eq!(human(&e), "no job ffff (agentctl jobs --all lists them)");
+        let e = rpc(
+            codes::JOB_NOT_FOUND,
+            "after: no job with id \"ffff\"",
+            json!({"id": "ffff", "field": "after"}),
+        );
+        assert_eq!(
+            human(&e),
+            "--after ffff: no such job, so nothing was submitted (agentctl jobs --all lists them)"
+        );
         let e = rpc(
             codes::INVALID_PARAMS,
             "Invalid params: job id \"zz\" is not …",

@@ -68,6 +68,9 @@ pub enum Subcommand {
 /// poll_interval_ms = 500          # squeue while Slurm jobs are live
 /// bin_dir = "/usr/bin"            # where sbatch, squeue, scontrol, scancel are
 /// conf = "/etc/slurm/slurm.conf"  # SLURM_CONF for those commands
+/// # at most one job of group `gpu` runs at once (`job.group_set` overrides)
+/// [groups.gpu]
+/// max_running = 1
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +87,17 @@ pub struct FileConfig {
     pub executor: Option<agentd_proto::Executor>,
     /// `[slurm]`: the Slurm executor (docs/slurm.md).
     pub slurm: Option<crate::executor::slurm::config::SlurmFile>,
+    /// `[groups.NAME]`: per-group settings, by group name.
+    pub groups: Option<std::collections::BTreeMap<String, GroupFile>>,
+}
+
+/// The config file's `[groups.NAME]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFile {
+    /// At most this many of the group's jobs run at once (0 or absent: no
+    /// limit of the group's own).
+    pub max_running: Option<u64>,
 }
 
 /// The config file's `[retention]` table; every key optional, 0 meaning
@@ -182,6 +196,10 @@ pub struct Config {
     pub output_max_bytes: u64,
     /// What agentd keeps of finished jobs (`[retention]`).
     pub retention: Retention,
+    /// Per-group `max_running` from `[groups.NAME]` (groups without a
+    /// limit left out); `job.group_set` values stored in the database take
+    /// precedence.
+    pub group_limits: std::collections::BTreeMap<String, usize>,
     /// The program run as the spawner that forks each job's shim (`PROGRAM
     /// spawner`, see [`crate::spawner`]): `/proc/self/exe`, i.e. this very
     /// agentd build, even when its file has been replaced by an upgrade
@@ -229,7 +247,19 @@ impl Config {
                 cap::MIN_MAX_BYTES
             ),
         };
+        let mut group_limits = std::collections::BTreeMap::new();
+        for (name, g) in file.groups.iter().flatten() {
+            if !crate::rpc::params::is_name(name) {
+                anyhow::bail!(
+                    "[groups.{name}]: a group name is 1-128 characters of A-Z a-z 0-9 . _ -"
+                );
+            }
+            if let Some(n) = g.max_running.filter(|&n| n > 0) {
+                group_limits.insert(name.clone(), usize::try_from(n).unwrap_or(usize::MAX));
+            }
+        }
         Ok(Config {
+            group_limits,
             output_max_bytes,
             socket: absolute(socket)?,
             state_dir: absolute(state_dir)?,

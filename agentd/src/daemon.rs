@@ -105,9 +105,19 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     let live: HashSet<String> = loaded
         .jobs
         .iter()
-        .filter(|l| matches!(l.job.state, JobState::Running | JobState::Queued))
+        .filter(|l| !l.job.state.is_finished())
         .map(|l| l.job.id.clone())
         .collect();
+    {
+        // Config first, then what `job.group_set` stored over it.
+        let mut jobs = shared.jobs.lock().expect("job table poisoned");
+        for (group, max) in &config.group_limits {
+            jobs.set_group_limit(group, Some(*max));
+        }
+        for (group, max) in std::mem::take(&mut loaded.group_limits) {
+            jobs.set_group_limit(&group, max);
+        }
+    }
     let (orphans, unkept) = restore(&shared, loaded);
     let journal = open_journal(&config.state_dir, live).await?;
     let mut config = config;
@@ -163,6 +173,8 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     }
     supervisor::adopt::seal(&daemon).await;
     fail_unkept(&daemon, unkept).await;
+    // Queued jobs whose dependency failed while no agentd ran.
+    supervisor::settle(&daemon).await;
     supervisor::start_queued(&daemon).await;
     let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
     let slurm_watcher = tokio::spawn(crate::executor::slurm::watcher::run(daemon.clone()));
@@ -194,7 +206,7 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
 }
 
 /// Moves an old state dir's job files to the current layout
-/// ([`supervisor::layout::migrate`]; `live`: running and queued jobs) and
+/// ([`supervisor::layout::migrate`]; `live`: running, paused and queued jobs) and
 /// opens the exit journal.
 ///
 /// Errors: either failed (a state dir that cannot be written).
@@ -243,14 +255,19 @@ fn restore(shared: &Shared, loaded: Loaded) -> (Vec<Orphan>, Vec<String>) {
         .store(next, std::sync::atomic::Ordering::Relaxed);
     for l in loaded.jobs {
         let job = l.job;
-        if job.state == JobState::Running {
+        // A paused job that had started is stopped under its shim: adopted
+        // like a running one, it stays paused.
+        let started = job.state == JobState::Running
+            || (job.state == JobState::Paused && (l.shim.is_some() || job.started_at.is_some()));
+        if started {
             orphans.push(Orphan {
                 job: job.clone(),
                 shim: l.shim,
                 recorded: true,
             });
         }
-        let queued = job.state == JobState::Queued;
+        // Not started yet: waiting in the queue, or held there.
+        let queued = !started && !job.state.is_finished();
         if queued && l.env_not_kept {
             unkept.push(job.id.clone());
         }

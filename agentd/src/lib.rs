@@ -24,6 +24,7 @@ pub mod lock;
 pub mod page;
 pub mod retention;
 pub mod rpc;
+pub mod runqueue;
 pub mod sandbox;
 pub mod server;
 pub mod shim;

@@ -11,6 +11,8 @@ use agentd_proto::methods::JobCounts;
 use agentd_proto::{Job, JobState, Notification, RpcError, codes};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::runqueue::RunQueue;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -95,13 +97,17 @@ impl From<LookupError> for RpcError {
 }
 
 /// All jobs by their key (creation order), with an index by id for prefix
-/// lookups and the FIFO of queued jobs.
+/// lookups and the queue of jobs not started yet ([`RunQueue`]: groups,
+/// dependencies, held jobs).
 #[derive(Default)]
 pub struct JobTable {
     entries: BTreeMap<JobIdx, JobEntry>,
     by_id: BTreeMap<String, JobIdx>,
-    queued: VecDeque<JobIdx>,
-    running: usize,
+    queue: RunQueue,
+    /// Queued jobs whose dependency ended without succeeding, with the
+    /// reason: taken out of the queue, to be failed (durably, with a
+    /// notification) by [`crate::supervisor::settle`].
+    doomed: Vec<(JobIdx, String)>,
     /// How many entries are finished.
     finished: usize,
 }
@@ -115,18 +121,117 @@ pub const SHORT_ID_LEN: usize = 8;
 pub type JobIdx = u64;
 
 impl JobTable {
-    /// Adds a job under `idx` (its database `ord`); a queued one joins the
-    /// back of the FIFO.
+    /// Adds a job under `idx` (its database `ord`). One not started yet
+    /// joins the queue: at the back of its group's FIFO, or waiting on its
+    /// dependencies (`after`), or held when it is `paused`. A dependency
+    /// that already ended without succeeding dooms it at once (see
+    /// [`JobTable::take_doomed`]); one not in the table counts as
+    /// succeeded (only finished jobs are removed, and a failed one fails
+    /// its dependents when it ends).
     pub fn insert(&mut self, idx: JobIdx, entry: JobEntry) -> JobIdx {
         self.by_id.insert(entry.job.id.clone(), idx);
-        if entry.job.state == JobState::Queued {
-            self.queued.push_back(idx);
+        let not_started = entry.job.state == JobState::Queued
+            || (entry.job.state == JobState::Paused && entry.job.started_at.is_none());
+        if not_started {
+            let mut pending = 0;
+            let mut failed = None;
+            for dep in &entry.job.after {
+                let Some(d) = self.by_id.get(dep).and_then(|i| self.entries.get(i)) else {
+                    continue;
+                };
+                match d.job.state {
+                    JobState::Succeeded => {}
+                    s if s.is_finished() => {
+                        failed.get_or_insert_with(|| dependency_reason(&d.job));
+                    }
+                    _ => {
+                        pending += 1;
+                        self.queue.wait_on(dep, idx);
+                    }
+                }
+            }
+            match failed {
+                Some(reason) => self.doomed.push((idx, reason)),
+                None => self.queue.add(
+                    idx,
+                    &entry.job.group,
+                    pending,
+                    entry.job.state == JobState::Paused,
+                ),
+            }
         }
         if entry.job.state.is_finished() {
             self.finished += 1;
         }
         self.entries.insert(idx, entry);
         idx
+    }
+
+    /// Queued jobs to fail because a dependency ended without succeeding,
+    /// with their reasons; each is out of the queue already.
+    pub fn take_doomed(&mut self) -> Vec<(JobIdx, String)> {
+        std::mem::take(&mut self.doomed)
+    }
+
+    /// Sets a group's `max_running` (`None`: no limit of its own).
+    pub fn set_group_limit(&mut self, group: &str, max: Option<usize>) {
+        self.queue.set_limit(group, max);
+    }
+
+    /// The groups to list: `default`, those with a limit set and those
+    /// with a live job; each with its limit, slots held and jobs not
+    /// started.
+    pub fn groups(&self) -> Vec<agentd_proto::methods::Group> {
+        let mut groups: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        groups.insert(agentd_proto::DEFAULT_GROUP, (0, 0));
+        for g in self.queue.configured_groups() {
+            groups.entry(g).or_default();
+        }
+        for e in self.entries.values().filter(|e| !e.job.state.is_finished()) {
+            let counts = groups.entry(&e.job.group).or_default();
+            if e.holds_slot {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(name, (running, queued))| agentd_proto::methods::Group {
+                name: name.to_string(),
+                max_running: self.queue.limit(name).map(|n| n as u64),
+                running,
+                queued,
+            })
+            .collect()
+    }
+
+    /// Holds a job that has not started (`job.pause`): out of its FIFO,
+    /// state `paused`. False when it is not in the queue.
+    pub fn hold(&mut self, idx: JobIdx) -> bool {
+        let group = self.entries[&idx].job.group.clone();
+        if !self.queue.hold(idx, &group) {
+            return false;
+        }
+        self.entry_mut(idx).job.state = JobState::Paused;
+        true
+    }
+
+    /// Releases a held job (`job.resume`): state `queued`, back in its
+    /// FIFO unless it still waits on dependencies. False when it was not
+    /// held.
+    pub fn release(&mut self, idx: JobIdx) -> bool {
+        let group = self.entries[&idx].job.group.clone();
+        if !self.queue.release(idx, &group) {
+            return false;
+        }
+        self.entry_mut(idx).job.state = JobState::Queued;
+        true
+    }
+
+    /// How many dependencies the queued job `idx` still waits on.
+    pub fn pending_deps(&self, idx: JobIdx) -> usize {
+        self.queue.pending_deps(idx)
     }
 
     /// Finds the job named by a full id or a prefix of 4+ hex chars.
@@ -217,14 +322,11 @@ impl JobTable {
         self.entries.values().map(|e| &e.job)
     }
 
-    /// Takes the oldest queued job if a slot is free under `max_running`,
-    /// reserving the slot and marking it running (pid not yet known).
+    /// Takes the oldest ready job whose group has a free slot, if the
+    /// daemon-wide `max_running` has one too, reserving the slot and
+    /// marking it running (pid not yet known).
     pub fn take_startable(&mut self, max_running: Option<usize>) -> Option<JobIdx> {
-        if max_running.is_some_and(|max| self.running >= max) {
-            return None;
-        }
-        let idx = self.queued.pop_front()?;
-        self.running += 1;
+        let idx = self.queue.take(max_running)?;
         let entry = self.entry_mut(idx);
         entry.holds_slot = true;
         entry.job.state = JobState::Running;
@@ -245,19 +347,16 @@ impl JobTable {
         let newly = !entry.holds_slot;
         entry.holds_slot = true;
         if newly {
-            self.running += 1;
+            let group = entry.job.group.clone();
+            self.queue.hold_slot(&group);
         }
     }
 
-    /// Removes a queued job from the FIFO; false when it was not queued.
+    /// Takes a job that has not started out of the queue (ready, waiting
+    /// on dependencies, or held); false when it was not there.
     pub fn dequeue(&mut self, idx: JobIdx) -> bool {
-        match self.queued.iter().position(|&i| i == idx) {
-            Some(pos) => {
-                self.queued.remove(pos);
-                true
-            }
-            None => false,
-        }
+        let group = self.entries[&idx].job.group.clone();
+        self.queue.remove(idx, Some(&group))
     }
 
     /// Jobs matching the filters, newest first, older than the job keyed
@@ -268,6 +367,7 @@ impl JobTable {
         &self,
         states: Option<&[JobState]>,
         session: Option<&str>,
+        group: Option<&str>,
         before: Option<JobIdx>,
         limit: usize,
         max_bytes: usize,
@@ -278,6 +378,7 @@ impl JobTable {
             .rev()
             .filter(|(_, e)| states.is_none_or(|s| s.contains(&e.job.state)))
             .filter(|(_, e)| session.is_none_or(|s| e.job.session == s))
+            .filter(|(_, e)| group.is_none_or(|g| e.job.group == g))
             .peekable();
         let mut jobs = Vec::new();
         let mut bytes = 0;
@@ -309,17 +410,19 @@ impl JobTable {
             .collect()
     }
 
-    /// The queued jobs, first in line first: key and id.
+    /// The queued jobs ready to start, first in line first: key and id.
     pub fn queued_ids(&self) -> Vec<(JobIdx, String)> {
-        self.queued
-            .iter()
-            .map(|i| (*i, self.entries[i].job.id.clone()))
+        self.queue
+            .ready_ids()
+            .into_iter()
+            .map(|i| (i, self.entries[&i].job.id.clone()))
             .collect()
     }
 
-    /// How many jobs wait in the queue.
+    /// How many jobs have not started (ready, waiting on dependencies, or
+    /// held).
     pub fn queued_len(&self) -> usize {
-        self.queued.len()
+        self.queue.len()
     }
 
     /// Counts for `daemon.info`.
@@ -328,12 +431,15 @@ impl JobTable {
         JobCounts {
             queued: count(JobState::Queued),
             running: count(JobState::Running),
+            paused: count(JobState::Paused),
             total: self.entries.len() as u64,
         }
     }
 
     /// Records a job's end: replaces the job, frees its slot, drops its
-    /// control channel and wakes its waiters.
+    /// control channel and wakes its waiters. The jobs waiting on it move
+    /// on: on success those with no dependency left become ready; on any
+    /// other end they are doomed ([`JobTable::take_doomed`]).
     pub fn finish(&mut self, job: Job) {
         let Some(&idx) = self.by_id.get(&job.id) else {
             return;
@@ -341,17 +447,36 @@ impl JobTable {
         let entry = self.entry_mut(idx);
         let was_finished = entry.job.state.is_finished();
         let held = std::mem::replace(&mut entry.holds_slot, false);
+        let group = entry.job.group.clone();
         entry.job = job;
         entry.control = None;
         entry.env = None;
         entry.done.send_replace(true);
         if held {
-            self.running -= 1;
+            self.queue.free_slot(&group);
         }
         if !was_finished {
             self.finished += 1;
+            let job = &self.entries[&idx].job;
+            let entries = &self.entries;
+            let doomed =
+                self.queue
+                    .dependency_ended(&job.id, job.state == JobState::Succeeded, |i| {
+                        entries[&i].job.group.clone()
+                    });
+            if !doomed.is_empty() {
+                let reason = dependency_reason(job);
+                self.doomed
+                    .extend(doomed.into_iter().map(|i| (i, reason.clone())));
+            }
         }
     }
+}
+
+/// The `reason` of a job failed because its dependency `dep` ended
+/// without succeeding: "dependency <short_id> <state>".
+pub fn dependency_reason(dep: &Job) -> String {
+    format!("dependency {} {}", dep.short_id, dep.state)
 }
 
 /// Pending (unacknowledged) notifications per session, oldest first, and
@@ -600,6 +725,8 @@ mod tests {
             executor: Default::default(),
             external_id: None,
             slurm: None,
+            group: "default".into(),
+            after: Vec::new(),
         }
     }
 

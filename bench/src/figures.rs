@@ -42,6 +42,8 @@ pub struct Sizes {
     pub capped_output: (u64, u64),
     /// How long the steady load of 10 jobs a second runs.
     pub steady: Duration,
+    /// Jobs in the dependency chain (and in its `max_running = 1` twin).
+    pub chain: usize,
 }
 
 impl Sizes {
@@ -57,6 +59,7 @@ impl Sizes {
         big_output: 1 << 30,
         capped_output: (4 << 30, 256 << 20),
         steady: Duration::from_secs(120),
+        chain: 1000,
     };
     /// About a minute in all.
     pub const QUICK: Sizes = Sizes {
@@ -70,6 +73,7 @@ impl Sizes {
         big_output: 64 << 20,
         capped_output: (256 << 20, 16 << 20),
         steady: Duration::from_secs(5),
+        chain: 100,
     };
 }
 

@@ -14,6 +14,7 @@ mod figures;
 mod integrations;
 mod procfs;
 mod pueue_side;
+mod queue;
 mod report;
 mod sandbox;
 mod stats;
@@ -58,6 +59,9 @@ struct Args {
     /// (for instance "[output]\nmax_bytes = 0" turns the output cap off)
     #[arg(long, value_name = "TOML")]
     agentd_config: Option<String>,
+    /// Only the dependency-chain figure (no pueue needed); prints the row
+    #[arg(long)]
+    only_queue: bool,
 }
 
 /// The workspace root (this crate lives in `bench/`).
@@ -175,6 +179,27 @@ fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::
     Ok(rows.iter().all(report::Row::met))
 }
 
+/// Runs the dependency-chain figure alone against a fresh agentd and
+/// prints it; true when its target was met.
+fn only_queue(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
+    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
+    std::fs::create_dir_all(tmp.path().join("agentd"))?;
+    let agentd = agentd_side::Agentd::start(bin_dir, &tmp.path().join("agentd"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = rt.block_on(agentd.client())?;
+    let cwd = tmp.path().display().to_string();
+    let rows = vec![rt.block_on(queue::chain(&client, sizes.chain, &cwd))?];
+    let header = format!(
+        "Dependency chain only, {}; agentd {} (release build); command: `cargo run --release -p agentd-bench -- --only-queue`. Wall time.",
+        procfs::machine(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    print!("{}", report::table(&rows, &header));
+    Ok(rows.iter().all(report::Row::met))
+}
+
 /// Runs every figure; true when every target was met.
 fn run(args: &Args) -> anyhow::Result<bool> {
     if cfg!(debug_assertions) {
@@ -196,6 +221,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     }
     if args.only_hot_path {
         return only_hot_path(&bin_dir, sizes, args.agentd_config.as_deref());
+    }
+    if args.only_queue {
+        return only_queue(&bin_dir, sizes);
     }
     let pueue_root = args
         .pueue_root
@@ -240,6 +268,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let cwd = tmp.path().display().to_string();
     rows.push(rt.block_on(sandbox::submit_round_trip(&client, sizes.cli_samples, &cwd))?);
     rows.push(rt.block_on(sandbox::burst(&client, sizes.burst / 3, &cwd))?);
+    step("dependency chain");
+    rows.push(rt.block_on(queue::chain(&client, sizes.chain, &cwd))?);
     step("agent integrations");
     rows.push(integrations::hook_nothing_pending(
         &agentd,

@@ -25,7 +25,7 @@ pub use executor::{Executor, SlurmOptions};
 pub use message::{Id, Request, Response, RpcError};
 pub use methods::Method;
 pub use sandbox::{Limits, Sandbox, SandboxMode, SandboxSupport};
-pub use types::{Job, JobState, Notification};
+pub use types::{DEFAULT_GROUP, Job, JobState, Notification};
 
 /// The protocol version this crate speaks, reported by `daemon.info`.
 pub const PROTOCOL_VERSION: u32 = 1;

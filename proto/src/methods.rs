@@ -71,6 +71,20 @@ method!(
     /// `job.prune`: removes finished jobs by age, count, session, state.
     JobPrune, "job.prune", PruneParams, PruneResult);
 method!(
+    /// `job.pause`: stops a running job's process group (SIGSTOP) or holds
+    /// a queued job; state `paused`.
+    JobPause, "job.pause", IdParams, Job);
+method!(
+    /// `job.resume`: continues a paused job (SIGCONT) or releases a held
+    /// one into the queue.
+    JobResume, "job.resume", IdParams, Job);
+method!(
+    /// `job.group_set`: sets a group's `max_running` (persisted).
+    JobGroupSet, "job.group_set", GroupSetParams, Group);
+method!(
+    /// `job.group_list`: every group with its limit and counts.
+    JobGroupList, "job.group_list", Empty, GroupListResult);
+method!(
     /// `notifications.peek`: pending notifications without consuming them.
     NotificationsPeek, "notifications.peek", PeekParams, NotificationsResult);
 method!(
@@ -90,6 +104,9 @@ pub struct JobCounts {
     pub queued: u64,
     /// Jobs running now.
     pub running: u64,
+    /// Jobs paused (`job.pause`); absent from earlier daemons.
+    #[serde(default)]
+    pub paused: u64,
     /// All jobs in the table.
     pub total: u64,
 }
@@ -176,6 +193,50 @@ pub struct SubmitParams {
     /// Resources asked of Slurm (`executor: "slurm"` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::SlurmOptions>,
+    /// Jobs (full ids or unique prefixes) this one runs after: it stays
+    /// queued until all of them succeeded; when one ends `failed`,
+    /// `killed`, `timed_out` or `lost`, this job ends `failed` with
+    /// `reason` "dependency <short_id> <state>". An unknown id is -32001.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<String>>,
+    /// The job's group (default `"default"`; same characters as a session
+    /// name): its `max_running` caps how many of its jobs run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// Params of `job.group_set`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSetParams {
+    /// The group's name (1–128 chars of `[A-Za-z0-9._-]`); it need not
+    /// have jobs yet.
+    pub group: String,
+    /// At most this many of its jobs run (or are paused) at once; `null`
+    /// or 0: no limit of its own (the daemon-wide `max_running` still
+    /// applies).
+    pub max_running: Option<u64>,
+}
+
+/// A group of jobs: result of `job.group_set`, entry of `job.group_list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// The group's name.
+    pub name: String,
+    /// Its own cap on running (and paused) jobs; `null`: none.
+    pub max_running: Option<u64>,
+    /// Its jobs holding a slot now (running or paused after starting).
+    pub running: u64,
+    /// Its jobs not started yet (waiting for a slot, a dependency, or held).
+    pub queued: u64,
+}
+
+/// Result of `job.group_list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupListResult {
+    /// Every group that has a limit or a live job, by name; `default`
+    /// always.
+    pub groups: Vec<Group>,
 }
 
 /// Params naming one job: the full id or a unique prefix of 4+ hex chars.
@@ -196,6 +257,9 @@ pub struct ListParams {
     /// Only jobs of this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// Only jobs of this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// At most this many (the newest); absent means at most
     /// [`DEFAULT_LIST_LIMIT`]. A page also ends early when its reply
     /// reaches [`MAX_PAGE_BYTES`]; `next_cursor` then continues it.

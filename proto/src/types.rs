@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// Where a job is in its life. `queued` and `running` are live; the others
-/// are final.
+/// Where a job is in its life. `queued`, `running` and `paused` are live
+/// ([`JobState::LIVE`]); the others are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -16,6 +16,11 @@ pub enum JobState {
     Queued,
     /// Its process group is running.
     Running,
+    /// Held by `job.pause`: a started job's process group is stopped
+    /// (SIGSTOP) and keeps its slot; a job paused before it started
+    /// (`started_at` null) is held out of the queue. `job.resume` continues
+    /// it (SIGCONT) or puts it back in the queue.
+    Paused,
     /// Exited with code 0.
     Succeeded,
     /// Exited non-zero, or could not be spawned.
@@ -30,9 +35,10 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in life order.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
         JobState::Queued,
         JobState::Running,
+        JobState::Paused,
         JobState::Succeeded,
         JobState::Failed,
         JobState::Killed,
@@ -45,6 +51,7 @@ impl JobState {
         match self {
             JobState::Queued => "queued",
             JobState::Running => "running",
+            JobState::Paused => "paused",
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::Killed => "killed",
@@ -53,9 +60,12 @@ impl JobState {
         }
     }
 
-    /// True for every state but `queued` and `running`.
+    /// The live states: a job in one of them has not ended.
+    pub const LIVE: [JobState; 3] = [JobState::Queued, JobState::Running, JobState::Paused];
+
+    /// True for every state but the live ones ([`JobState::LIVE`]).
     pub fn is_finished(self) -> bool {
-        !matches!(self, JobState::Queued | JobState::Running)
+        !JobState::LIVE.contains(&self)
     }
 }
 
@@ -141,6 +151,23 @@ pub struct Job {
     /// `null` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<crate::SlurmOptions>,
+    /// The job's group (`job.submit` `group`, default `"default"`): the
+    /// group's `max_running` caps how many of its jobs run at once.
+    /// Absent from earlier daemons' replies, hence the default.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Full ids of the jobs this one runs after (`job.submit` `after`): it
+    /// stays queued until every one of them has succeeded, and fails when
+    /// one of them ends otherwise. Empty for most jobs.
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// The group a job is in when `job.submit` names none.
+pub const DEFAULT_GROUP: &str = "default";
+
+fn default_group() -> String {
+    DEFAULT_GROUP.to_string()
 }
 
 /// One finished job, queued for its session until acknowledged.

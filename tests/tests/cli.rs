@@ -95,6 +95,8 @@ const JOB_KEYS: [&str; 21] = [
     "limits",
     "executor",
     "external_id",
+    "group",
+    "after",
 ];
 
 fn assert_job_shape(job: &Value) {

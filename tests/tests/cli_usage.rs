@@ -67,12 +67,10 @@ fn an_unknown_option_before_the_command_is_a_usage_error_and_submits_nothing() {
     );
     assert!(err.contains("Usage: agentctl run"), "{err}");
 
-    // The issue's own example: options agentctl does not have (yet).
+    // Options agentctl does not have, with values, before the command.
     let (code, _, err) = agentctl(
         &env,
-        &[
-            "run", "--after", "e80c2afd", "--group", "build", "--", "true",
-        ],
+        &["run", "--priority", "5", "--stash", "build", "--", "true"],
     );
     assert_eq!(code, 2, "{err}");
 

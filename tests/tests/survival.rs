@@ -438,7 +438,7 @@ c.commit()
         .arg(&db)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "7\n2\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "8\n2\n");
     for secret in ["sekrit-queued-in-v1", "sekrit-deleted-in-v1"] {
         for file in std::fs::read_dir(&env.state_dir).unwrap() {
             let path = file.unwrap().path();

@@ -104,9 +104,10 @@ async fn turns(s: &mut Session, client: &Client, wait: bool) -> anyhow::Result<E
         }
         let live = client
             .call::<JobList>(&ListParams {
-                states: Some(vec![JobState::Queued, JobState::Running]),
+                states: Some(JobState::LIVE.to_vec()),
                 session: Some(s.name.clone()),
                 limit: Some(1),
+                group: None,
                 cursor: None,
             })
             .await?;

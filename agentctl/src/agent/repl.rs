@@ -285,9 +285,10 @@ async fn watch(
         }
         let live = client
             .call::<JobList>(&ListParams {
-                states: Some(vec![JobState::Queued, JobState::Running]),
+                states: Some(JobState::LIVE.to_vec()),
                 session: Some(session.clone()),
                 limit: Some(64),
+                group: None,
                 cursor: None,
             })
             .await?

@@ -165,9 +165,10 @@ async fn live_jobs(client: &Client, name: &str) -> anyhow::Result<Vec<agentd_pro
     loop {
         let page = client
             .call::<JobList>(&ListParams {
-                states: Some(vec![JobState::Queued, JobState::Running]),
+                states: Some(JobState::LIVE.to_vec()),
                 session: Some(name.to_string()),
                 limit: None,
+                group: None,
                 cursor: cursor.take(),
             })
             .await?;

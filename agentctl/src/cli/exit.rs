@@ -24,7 +24,7 @@ pub const TIMED_OUT: u8 = 124;
 pub fn job_exit_code(job: &Job) -> u8 {
     match job.state {
         JobState::Succeeded => 0,
-        JobState::Queued | JobState::Running => STILL_RUNNING,
+        JobState::Queued | JobState::Running | JobState::Paused => STILL_RUNNING,
         JobState::TimedOut => TIMED_OUT,
         JobState::Failed | JobState::Killed | JobState::Lost => {
             if let Some(num) = job.signal.as_deref().and_then(signal_number) {
@@ -71,6 +71,8 @@ mod tests {
             executor: Default::default(),
             external_id: None,
             slurm: None,
+            group: "default".into(),
+            after: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ Examples:
   agentctl jobs
   agentctl jobs --all --session review
   agentctl jobs --state failed --state timed_out
+  agentctl jobs --all --group gpu
   agentctl jobs --all --json | jq -r '.[] | select(.exit_code != 0) | .short_id'";
 
 /// Arguments of `agentctl jobs`.
@@ -34,6 +35,9 @@ pub struct JobsArgs {
     /// Only jobs of this session
     #[arg(long, short = 's', value_name = "NAME")]
     pub session: Option<String>,
+    /// Only jobs of this group (`agentctl run --group`)
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<String>,
     /// At most N jobs (the newest)
     #[arg(long, short = 'n', value_name = "N")]
     pub limit: Option<u64>,
@@ -55,7 +59,7 @@ fn state_parser() -> impl TypedValueParser<Value = JobState> {
 pub async fn run(global: &GlobalOpts, args: JobsArgs) -> anyhow::Result<ExitCode> {
     let states = match (args.all, args.states.is_empty()) {
         (true, _) => None,
-        (false, true) => Some(vec![JobState::Running, JobState::Queued]),
+        (false, true) => Some(JobState::LIVE.to_vec()),
         (false, false) => Some(args.states.clone()),
     };
     let client = connect::connect(&global.socket_path()).await?;
@@ -69,6 +73,7 @@ pub async fn run(global: &GlobalOpts, args: JobsArgs) -> anyhow::Result<ExitCode
             .call::<JobList>(&ListParams {
                 states: states.clone(),
                 session: args.session.clone(),
+                group: args.group.clone(),
                 limit: left.map(|n| n.min(PAGE)).or(Some(PAGE)),
                 cursor: cursor.take(),
             })
@@ -96,7 +101,7 @@ pub async fn run(global: &GlobalOpts, args: JobsArgs) -> anyhow::Result<ExitCode
     if let Some(json) = json {
         json.finish()?;
     } else if printed == 0 && !args.all && args.states.is_empty() {
-        eprintln!("no running or queued jobs (--all includes finished ones)");
+        eprintln!("no running, paused or queued jobs (--all includes finished ones)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -104,15 +109,18 @@ pub async fn run(global: &GlobalOpts, args: JobsArgs) -> anyhow::Result<ExitCode
 /// Jobs asked for per `job.list` call (the daemon's default page).
 const PAGE: u64 = 1000;
 
-const HEADERS: [&str; 7] = [
-    "ID", "STATE", "EXIT", "STARTED", "DURATION", "SESSION", "COMMAND",
+const HEADERS: [&str; 8] = [
+    "ID", "STATE", "EXIT", "STARTED", "DURATION", "SESSION", "GROUP", "COMMAND",
 ];
+/// Index of the GROUP column, shown only when the first page holds jobs
+/// of more than one group.
+const GROUP: usize = 6;
 /// Index of the COMMAND column, the last.
-const COMMAND: usize = 6;
+const COMMAND: usize = 7;
 /// The columns left out, in this order, while the terminal is too narrow
-/// for the others and [`MIN_COMMAND`] columns of COMMAND: STARTED,
+/// for the others and [`MIN_COMMAND`] columns of COMMAND: STARTED, GROUP,
 /// SESSION, DURATION, EXIT. ID and STATE always stay.
-const DROP_ORDER: [usize; 4] = [3, 5, 4, 2];
+const DROP_ORDER: [usize; 5] = [3, 6, 5, 4, 2];
 /// The COMMAND width below which another column is left out.
 const MIN_COMMAND: usize = 10;
 
@@ -129,9 +137,9 @@ pub fn table(jobs: &[Job], color: bool, width: Option<usize>) -> String {
 /// STATE themselves, lines wrap.
 pub struct Table {
     /// Each column's width in characters.
-    widths: [usize; 7],
+    widths: [usize; 8],
     /// Which columns are shown.
-    shown: [bool; 7],
+    shown: [bool; 8],
     /// COMMAND's width, when cut to the terminal.
     command_width: Option<usize>,
     /// Colour the STATE column.
@@ -147,9 +155,10 @@ impl Table {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        let mut shown = [true; 7];
+        let mut shown = [true; 8];
+        shown[GROUP] = jobs.iter().any(|j| j.group != jobs[0].group);
         // Everything left of COMMAND that is shown, with two spaces after each.
-        let used = |shown: &[bool; 7]| -> usize {
+        let used = |shown: &[bool; 8]| -> usize {
             (0..COMMAND)
                 .filter(|&i| shown[i])
                 .map(|i| widths[i] + 2)
@@ -184,7 +193,7 @@ impl Table {
         text
     }
 
-    fn line(&self, text: &mut String, cells: &[String; 7], state: Option<JobState>) {
+    fn line(&self, text: &mut String, cells: &[String; 8], state: Option<JobState>) {
         let mut line = String::new();
         for (i, (cell, w)) in cells.iter().zip(self.widths).enumerate() {
             if !self.shown[i] {
@@ -212,7 +221,7 @@ impl Table {
 }
 
 /// The cells of one job's line.
-fn row(job: &Job) -> [String; 7] {
+fn row(job: &Job) -> [String; 8] {
     let started = match job.started_at.as_deref().and_then(output::ms_since) {
         Some(ms) if ms < 60_000 => format!("{}s ago", ms / 1000),
         Some(ms) => format!("{} ago", output::duration(ms)),
@@ -226,6 +235,7 @@ fn row(job: &Job) -> [String; 7] {
         started,
         duration,
         job.session.clone(),
+        job.group.clone(),
         format!(
             "{}{}",
             executor_tag(job),

@@ -1,5 +1,6 @@
 //! The job CLI: `agentctl run`, `jobs`, `show`, `logs`, `wait`, `kill`,
-//! `drain`, `notifications`, `daemon …` and `completions`.
+//! `pause`, `resume`, `restart`, `group …`, `drain`, `notifications`,
+//! `daemon …` and `completions`.
 //!
 //! One file per subcommand (as mini-redis's `cmd/` and pueue's
 //! `client/commands/`): each holds its clap arguments and an async `run`
@@ -12,12 +13,15 @@ pub mod completions;
 pub mod daemon;
 pub mod drain;
 pub mod exit;
+pub mod group;
 pub mod jobs;
 pub mod kill;
 pub mod logs;
 pub mod notifications;
 pub mod output;
+pub mod pause;
 pub mod reconnect;
+pub mod restart;
 pub mod rm;
 pub mod run;
 pub mod service;
@@ -49,6 +53,19 @@ pub enum JobCommand {
     /// Signal jobs' process groups (a queued job is cancelled)
     #[command(after_help = kill::EXAMPLES)]
     Kill(kill::KillArgs),
+    /// Pause jobs: stop a running job's processes (SIGSTOP), hold a queued one
+    #[command(after_help = pause::PAUSE_EXAMPLES)]
+    Pause(pause::PauseArgs),
+    /// Resume paused jobs (SIGCONT), or release held ones into the queue
+    #[command(after_help = pause::RESUME_EXAMPLES)]
+    Resume(pause::PauseArgs),
+    /// Run a job again: same command, directory, session, group and label,
+    /// this shell's environment; prints the new job's id
+    #[command(after_help = restart::EXAMPLES)]
+    Restart(restart::RestartArgs),
+    /// List groups of jobs, or set how many of a group's jobs run at once
+    #[command(after_help = group::EXAMPLES)]
+    Group(group::GroupArgs),
     /// Remove finished jobs with their output (a live job must be killed first)
     #[command(after_help = rm::EXAMPLES)]
     Rm(rm::RmArgs),
@@ -83,6 +100,10 @@ pub async fn run(global: &GlobalOpts, cmd: JobCommand) -> anyhow::Result<ExitCod
         JobCommand::Logs(args) => logs::run(global, args).await,
         JobCommand::Wait(args) => wait::run(global, args).await,
         JobCommand::Kill(args) => kill::run(global, args).await,
+        JobCommand::Pause(args) => pause::run(global, args, false).await,
+        JobCommand::Resume(args) => pause::run(global, args, true).await,
+        JobCommand::Restart(args) => restart::run(global, args).await,
+        JobCommand::Group(args) => group::run(global, args).await,
         JobCommand::Rm(args) => rm::run(global, args).await,
         JobCommand::Clean(args) => clean::run(global, args).await,
         JobCommand::Drain(args) => drain::run(global, args).await,

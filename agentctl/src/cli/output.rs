@@ -51,7 +51,7 @@ pub fn stdout_width() -> Option<usize> {
 
 /// `text` in the colour of `state` (an ANSI SGR sequence) when `color`.
 /// Green for success, red for failure and lost, yellow for killed and
-/// timed out, cyan for running, dim for queued.
+/// timed out, cyan for running, dim for queued, magenta for paused.
 pub fn paint(state: JobState, text: &str, color: bool) -> String {
     if !color {
         return text.to_string();
@@ -62,6 +62,7 @@ pub fn paint(state: JobState, text: &str, color: bool) -> String {
         JobState::Killed | JobState::TimedOut => "33",
         JobState::Running => "36",
         JobState::Queued => "2",
+        JobState::Paused => "35",
     };
     format!("\x1b[{sgr}m{text}\x1b[0m")
 }
@@ -91,7 +92,8 @@ pub fn ms_since(timestamp: &str) -> Option<u64> {
 pub fn job_duration_ms(job: &Job) -> Option<u64> {
     match job.state {
         JobState::Queued => None,
-        JobState::Running => job.started_at.as_deref().and_then(ms_since),
+        // A paused job's duration keeps counting wall time.
+        JobState::Running | JobState::Paused => job.started_at.as_deref().and_then(ms_since),
         _ => job.duration_ms,
     }
 }

@@ -25,7 +25,9 @@ Examples:
   id=$(agentctl run --timeout 600 --label tests -- make test)
   agentctl run --wait -- 'cd sub && ./build.sh'; echo \"exit $?\"
   agentctl run --sandbox workspace-write --no-network --memory 2G --cpu-time 10m -- make test
-  agentctl run --on slurm --partition gpu --cpus 8 --mem 32G --gpus 1 --time 2h -- python train.py";
+  agentctl run --on slurm --partition gpu --cpus 8 --mem 32G --gpus 1 --time 2h -- python train.py
+  b=$(agentctl run -- make build); agentctl run --after $b -- make test
+  agentctl run --group gpu -- python train.py";
 
 /// Arguments of `agentctl run`.
 #[derive(Debug, Args)]
@@ -48,6 +50,14 @@ pub struct RunArgs {
     /// Session whose notification queue gets the job's end [default: default]
     #[arg(long, short = 's', value_name = "NAME")]
     pub session: Option<String>,
+    /// Start only after job ID succeeded (repeatable, or comma-separated);
+    /// if it fails, is killed or lost, this job ends failed without running
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    pub after: Vec<String>,
+    /// Run in group GROUP, whose own limit (`agentctl group set GROUP
+    /// --parallel N`) caps how many of its jobs run at once [default: default]
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    pub group: Option<String>,
     /// Stream the job's output instead of printing its id, then say how it
     /// ended and exit as `agentctl wait` does (Ctrl-C leaves it running)
     #[arg(long)]
@@ -235,16 +245,21 @@ fn sandbox_and_limits(args: &RunArgs) -> anyhow::Result<(Option<Sandbox>, Option
 /// The environment to send: this process's variables (those that are
 /// valid UTF-8; others are left out) unless `--no-env`, then `--env`.
 fn environment(args: &RunArgs) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    if !args.no_env {
-        for (k, v) in std::env::vars_os() {
-            if let (Ok(k), Ok(v)) = (k.into_string(), v.into_string()) {
-                env.insert(k, v);
-            }
-        }
-    }
+    let mut env = if args.no_env {
+        BTreeMap::new()
+    } else {
+        caller_environment()
+    };
     env.extend(args.env.iter().cloned());
     env
+}
+
+/// This process's environment variables that are valid UTF-8 (others are
+/// left out).
+pub fn caller_environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// The job's working directory as an absolute UTF-8 path.
@@ -288,12 +303,26 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
         limits,
         executor: args.on,
         slurm: slurm_options(&args)?,
+        after: (!args.after.is_empty()).then(|| args.after.clone()),
+        group: args.group.clone(),
     };
+    submit_and_report(global, &params, args.wait).await
+}
+
+/// Submits `params` and prints the new job's short id; with `wait`,
+/// follows it as `run --wait` does (shared with `agentctl restart`).
+///
+/// Errors: no daemon; the daemon refused the job.
+pub async fn submit_and_report(
+    global: &GlobalOpts,
+    params: &SubmitParams,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
     let socket = global.socket_path();
     let client = connect::connect(&socket).await?;
     // Not re-issued when agentd goes away: the job might be submitted twice.
-    let job = client.call::<JobSubmit>(&params).await?;
-    if !args.wait {
+    let job = client.call::<JobSubmit>(params).await?;
+    if !wait {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", job.short_id)?;
         out.flush()?;

@@ -85,7 +85,7 @@ pub fn details(job: &Job, color: bool) -> String {
             _ => format!("{}{note} ({ms} ms)", output::duration(ms)),
         }
     });
-    let lines: [(&str, String); 20] = [
+    let lines: [(&str, String); 23] = [
         ("id", job.id.clone()),
         ("short id", job.short_id.clone()),
         ("state", output::paint(job.state, job.state.as_str(), color)),
@@ -95,6 +95,17 @@ pub fn details(job: &Job, color: bool) -> String {
         ("cwd", job.cwd.clone()),
         ("session", job.session.clone()),
         ("label", or_dash(job.label.clone())),
+        ("group", job.group.clone()),
+        (
+            "after",
+            or_dash((!job.after.is_empty()).then(|| {
+                job.after
+                    .iter()
+                    .map(|id| id.get(..8).unwrap_or(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })),
+        ),
         ("pid", or_dash(job.pid.map(|p| p.to_string()))),
         ("executor", job.executor.to_string()),
         (
@@ -117,6 +128,7 @@ pub fn details(job: &Job, color: bool) -> String {
             or_dash(job.timeout_secs.map(|t| format!("{t} s"))),
         ),
         ("output", format!("{} bytes", job.output_bytes)),
+        ("reason", or_dash(job.reason.clone())),
         (
             "sandbox",
             or_dash(

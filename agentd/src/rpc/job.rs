@@ -107,6 +107,8 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .map(|t| params::seconds("timeout_secs", t, false))
         .transpose()?;
     let session = params::session(p.session)?;
+    let group = params::group(p.group)?;
+    let after = resolve_after(d, p.after.unwrap_or_default())?;
     let tail_bytes = p.tail_bytes.unwrap_or(DEFAULT_TAIL_BYTES);
     if tail_bytes > MAX_TAIL_BYTES {
         return Err(invalid(
@@ -169,6 +171,8 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         executor,
         external_id: None,
         slurm: p.slurm,
+        group,
+        after,
     };
     // One trip to a blocking thread for both: each trip is a thread
     // wake-up on the way to the reply (docs/benchmarks.md).
@@ -241,6 +245,8 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .lock()
         .expect("job table poisoned")
         .insert(ord, JobEntry::new(job, tail_bytes, env));
+    // A dependency that already failed fails this job now.
+    supervisor::settle(d).await;
     supervisor::start_queued(d).await;
     // A job that must wait keeps its environment on disk until it starts,
     // so that it survives a restart; one that started never stored it.
@@ -264,6 +270,31 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
     Ok(job)
 }
 
+/// Resolves `job.submit` `after` to full ids, without duplicates.
+///
+/// Errors: -32001 for an id no job has (a dependency must exist before it
+/// is named, so no cycle can form), -32002 for an ambiguous prefix, -32602
+/// for a malformed one; each names the field `after`.
+fn resolve_after(d: &Daemon, ids: Vec<String>) -> Result<Vec<String>, RpcError> {
+    let jobs = d.shared.jobs.lock().expect("job table poisoned");
+    let mut full = Vec::with_capacity(ids.len());
+    for id in ids {
+        let idx = jobs.resolve(&id).map_err(|e| {
+            let mut e = RpcError::from(e);
+            e.message = format!("after: {}", e.message);
+            if let Some(serde_json::Value::Object(data)) = &mut e.data {
+                data.insert("field".into(), json!("after"));
+            }
+            e
+        })?;
+        let id = jobs.entry(idx).job.id.clone();
+        if !full.contains(&id) {
+            full.push(id);
+        }
+    }
+    Ok(full)
+}
+
 fn cannot_spawn(msg: String) -> RpcError {
     RpcError::new(codes::CANNOT_SPAWN, msg).with_data(json!({ "field": "cwd" }))
 }
@@ -280,7 +311,7 @@ async fn with_live_sizes(d: &Daemon, mut jobs: Vec<Job>) -> Vec<Job> {
     let running: Vec<(usize, std::path::PathBuf)> = jobs
         .iter()
         .enumerate()
-        .filter(|(_, j)| j.state == JobState::Running)
+        .filter(|(_, j)| matches!(j.state, JobState::Running | JobState::Paused))
         .map(|(i, j)| (i, d.output_path(&j.id)))
         .collect();
     if running.is_empty() {
@@ -300,7 +331,7 @@ async fn with_live_sizes(d: &Daemon, mut jobs: Vec<Job>) -> Vec<Job> {
     jobs
 }
 
-async fn current(d: &Daemon, id: &str) -> Result<Job, RpcError> {
+pub(super) async fn current(d: &Daemon, id: &str) -> Result<Job, RpcError> {
     let job = with_job(d, id, |e| e.job.clone())?;
     Ok(with_live_sizes(d, vec![job]).await.remove(0))
 }
@@ -315,11 +346,13 @@ pub async fn get(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
 /// [`MAX_PAGE_BYTES`] of JSON; `next_cursor` continues after the last.
 pub async fn list(d: &Arc<Daemon>, p: ListParams) -> Result<ListResult, RpcError> {
     let session = p.session.map(|s| params::session(Some(s))).transpose()?;
+    let group = p.group.map(|g| params::group(Some(g))).transpose()?;
     let limit = p.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     let before = p.cursor.as_deref().map(parse_cursor).transpose()?;
     let (jobs, last) = d.shared.jobs.lock().expect("job table poisoned").list(
         p.states.as_deref(),
         session.as_deref(),
+        group.as_deref(),
         before,
         usize::try_from(limit).unwrap_or(usize::MAX),
         MAX_PAGE_BYTES,

@@ -6,6 +6,7 @@ mod daemon;
 mod job;
 mod notifications;
 pub mod params;
+mod queue;
 mod remove;
 
 use crate::daemon::Daemon;
@@ -42,6 +43,10 @@ pub async fn dispatch(
         JobWait::NAME => call::<JobWait, _>(params, |p| job::wait(d, p)).await,
         JobRemove::NAME => call::<JobRemove, _>(params, |p| remove::remove(d, p)).await,
         JobPrune::NAME => call::<JobPrune, _>(params, |p| remove::prune(d, p)).await,
+        JobPause::NAME => call::<JobPause, _>(params, |p| queue::pause(d, p)).await,
+        JobResume::NAME => call::<JobResume, _>(params, |p| queue::resume(d, p)).await,
+        JobGroupSet::NAME => call::<JobGroupSet, _>(params, |p| queue::group_set(d, p)).await,
+        JobGroupList::NAME => call::<JobGroupList, _>(params, |p| queue::group_list(d, p)).await,
         NotificationsPeek::NAME => {
             call::<NotificationsPeek, _>(params, |p| notifications::peek(d, p)).await
         }

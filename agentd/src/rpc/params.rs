@@ -15,22 +15,39 @@ pub const MAX_TIMEOUT_SECS: f64 = 30.0 * 24.0 * 3600.0;
 /// [`agentd_proto::message::decode_params`].
 pub use agentd_proto::message::decode_params as decode;
 
+/// True for a valid session or group name: 1–128 chars of
+/// `[A-Za-z0-9._-]`.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SESSION_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// The session name, `"default"` when absent.
 ///
 /// Errors: empty, longer than 128 chars, or a char outside
 /// `[A-Za-z0-9._-]`.
 pub fn session(s: Option<String>) -> Result<String, RpcError> {
+    name("session", s)
+}
+
+/// The group name, `"default"` when absent; the same rules as a session
+/// name.
+///
+/// Errors: as [`session`], naming `group`.
+pub fn group(g: Option<String>) -> Result<String, RpcError> {
+    name("group", g)
+}
+
+fn name(field: &str, s: Option<String>) -> Result<String, RpcError> {
     let s = s.unwrap_or_else(|| "default".to_string());
-    let ok = !s.is_empty()
-        && s.len() <= MAX_SESSION_LEN
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if is_name(&s) {
         Ok(s)
     } else {
         Err(RpcError::invalid_params(
-            format!("session {s:?} must be 1-{MAX_SESSION_LEN} characters of A-Z a-z 0-9 . _ -"),
-            Some("session"),
+            format!("{field} {s:?} must be 1-{MAX_SESSION_LEN} characters of A-Z a-z 0-9 . _ -"),
+            Some(field),
         ))
     }
 }

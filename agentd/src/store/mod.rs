@@ -116,6 +116,14 @@ enum Op {
     ForgetRemoved {
         ids: Vec<String>,
     },
+    SetState {
+        id: String,
+        state: agentd_proto::JobState,
+    },
+    SetGroupLimit {
+        group: String,
+        max: Option<usize>,
+    },
     Barrier,
 }
 
@@ -346,6 +354,42 @@ impl Store {
         });
     }
 
+    /// Records a live job's new state (`paused`, or back to `running` or
+    /// `queued`); returns once it is committed. A job that ended
+    /// meanwhile keeps its final state.
+    ///
+    /// Errors: the commit failed.
+    pub async fn set_state(
+        &self,
+        id: String,
+        state: agentd_proto::JobState,
+    ) -> Result<(), StoreError> {
+        self.exec(Op::SetState { id, state }).await.map(|_| ())
+    }
+
+    /// Sends a live job's new state to be recorded, without waiting (see
+    /// [`Store::set_state`]); ordered after everything sent before.
+    pub fn set_state_later(&self, id: String, state: agentd_proto::JobState) {
+        let _ = self.tx.send(Command {
+            op: Op::SetState { id, state },
+            reply: None,
+        });
+    }
+
+    /// Stores a group's `max_running` (`None`: no limit of its own);
+    /// returns once it is committed.
+    ///
+    /// Errors: the commit failed.
+    pub async fn set_group_limit(
+        &self,
+        group: String,
+        max: Option<usize>,
+    ) -> Result<(), StoreError> {
+        self.exec(Op::SetGroupLimit { group, max })
+            .await
+            .map(|_| ())
+    }
+
     /// Returns once everything sent before it is committed.
     pub async fn flush(&self) {
         let _ = self.exec(Op::Barrier).await;
@@ -460,6 +504,10 @@ fn execute(
             }
             Op::RemoveJobs { ids } => schema::remove_jobs(&tx, ids).map(Output::Count),
             Op::ForgetRemoved { ids } => schema::forget_removed(&tx, ids).map(|_| Output::Done),
+            Op::SetState { id, state } => schema::set_state(&tx, id, *state).map(|_| Output::Done),
+            Op::SetGroupLimit { group, max } => {
+                schema::set_group_limit(&tx, group, *max).map(|_| Output::Done)
+            }
             Op::Barrier => Ok(Output::Done),
         };
         if let Err(e) = &result {

@@ -24,6 +24,10 @@
 //! 7 — executors (DESIGN.md, "Jobs on a cluster"): `jobs.executor`
 //!     (`local` or `slurm`; NULL reads as `local`), `jobs.external_id`
 //!     (the Slurm job id) and `jobs.slurm` (the resources asked, JSON).
+//! 8 — queue control (DESIGN.md, "Queue control"): `jobs.job_group`
+//!     (default `'default'`), `jobs.after_ids` (JSON array of full ids, or
+//!     NULL), the state `paused`, and `job_groups`, the per-group
+//!     `max_running` set by `job.group_set` (NULL: no limit).
 //!
 //! A database with a newer version is refused, never rewritten.
 
@@ -34,7 +38,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -62,7 +66,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     limits       TEXT,
     executor     TEXT,
     external_id  TEXT,
-    slurm        TEXT
+    slurm        TEXT,
+    job_group    TEXT NOT NULL DEFAULT 'default',
+    after_ids    TEXT
+);
+CREATE TABLE IF NOT EXISTS job_groups (
+    name        TEXT PRIMARY KEY,
+    max_running INTEGER
 );
 CREATE TABLE IF NOT EXISTS notifications (
     seq     INTEGER PRIMARY KEY,
@@ -110,6 +120,16 @@ const MIGRATE_6_TO_7: &str = "
 ALTER TABLE jobs ADD COLUMN executor TEXT;
 ALTER TABLE jobs ADD COLUMN external_id TEXT;
 ALTER TABLE jobs ADD COLUMN slurm TEXT;
+";
+
+/// Version 7 to 8: groups and dependencies.
+const MIGRATE_7_TO_8: &str = "
+ALTER TABLE jobs ADD COLUMN job_group TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN after_ids TEXT;
+CREATE TABLE job_groups (
+    name        TEXT PRIMARY KEY,
+    max_running INTEGER
+);
 ";
 
 /// Version 1 to 2: the shim of a running job.
@@ -185,6 +205,8 @@ pub struct Loaded {
     /// Unacknowledged drops of the pending cap: session, highest `seq`
     /// dropped, how many.
     pub dropped: Vec<(String, u64, u64)>,
+    /// Per-group `max_running` set by `job.group_set` (`None`: no limit).
+    pub group_limits: Vec<(String, Option<usize>)>,
 }
 
 /// Opens (creating if needed) the database at `path` in WAL mode with full
@@ -227,21 +249,22 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let upgrade = match version {
         0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         1 => format!(
-            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         2 => format!(
-            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         3 => format!(
-            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         4 => format!(
-            "BEGIN; {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         5 => format!(
-            "BEGIN; {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
-        6 => format!("BEGIN; {MIGRATE_6_TO_7} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        6 => format!("BEGIN; {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        7 => format!("BEGIN; {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
     if !upgrade.is_empty() {
@@ -334,7 +357,8 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
         "SELECT id, command, cwd, NULL, state, exit_code, signal, pid, session, label,
                 created_at, started_at, finished_at, duration_ms, timeout_secs,
                 tail_bytes, output_bytes, shim_pid, shim_start, reason, ord, sandbox, limits,
-                executor, external_id, slurm
+                executor, external_id, slurm,
+                job_group, after_ids
          FROM jobs ORDER BY ord",
     )?;
     let jobs = stmt
@@ -374,6 +398,8 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
                     },
                     external_id: r.get(24)?,
                     slurm: json_column(r, 25)?,
+                    group: r.get(26)?,
+                    after: json_column(r, 27)?.unwrap_or_default(),
                 },
                 tail_bytes: r.get::<_, i64>(15)? as u64,
                 env: None,
@@ -396,7 +422,7 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
         })?
         .collect::<Result<BTreeMap<_, _>, _>>()?;
     if !envs.is_empty() {
-        for l in jobs.iter_mut().filter(|l| l.job.state == JobState::Queued) {
+        for l in jobs.iter_mut().filter(|l| !l.job.state.is_finished()) {
             match envs.get(&l.job.id) {
                 Some(Some(env)) => l.env = serde_json::from_str(env).ok(),
                 Some(None) => l.env_not_kept = true,
@@ -428,12 +454,22 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    let group_limits = conn
+        .prepare("SELECT name, max_running FROM job_groups ORDER BY name")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?.map(|n| n as usize),
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Loaded {
         jobs,
         pending,
         last_seq: last_seq.unwrap_or(0) as u64,
         removing,
         dropped,
+        group_limits,
     })
 }
 
@@ -465,8 +501,8 @@ pub fn insert_job(
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO jobs (id, command, cwd, state, session, label, created_at,
-                           timeout_secs, tail_bytes, ord, sandbox, limits, executor, slurm)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                           timeout_secs, tail_bytes, ord, sandbox, limits, executor, slurm, job_group, after_ids)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         job.id,
@@ -489,6 +525,9 @@ pub fn insert_job(
         job.slurm
             .as_ref()
             .map(|s| serde_json::to_string(s).expect("Slurm options always serialise")),
+        job.group,
+        (!job.after.is_empty())
+            .then(|| serde_json::to_string(&job.after).expect("ids always serialise")),
     ])?;
     if env_given {
         conn.prepare_cached("INSERT INTO job_env (job_id, env) VALUES (?1, NULL)")?
@@ -596,6 +635,26 @@ pub fn finish_job(conn: &Connection, job: &Job, n: &Notification) -> rusqlite::R
     conn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'last_seq'")?
         .execute(params![n.seq as i64])?;
     forget_env(conn, &job.id)
+}
+
+/// Sets a live job's state (`job.pause`, `job.resume`); a job that has
+/// ended meanwhile keeps its final state.
+pub fn set_state(conn: &Connection, id: &str, state: JobState) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE jobs SET state = ?2 WHERE id = ?1 AND state IN ('queued', 'running', 'paused')",
+    )?
+    .execute(params![id, state.as_str()])?;
+    Ok(())
+}
+
+/// Stores a group's `max_running` (`job.group_set`; `None`: no limit).
+pub fn set_group_limit(conn: &Connection, name: &str, max: Option<usize>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO job_groups (name, max_running) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET max_running = excluded.max_running",
+    )?
+    .execute(params![name, max.map(|n| n as i64)])?;
+    Ok(())
 }
 
 /// Acknowledges a session's notifications up to `seq`; returns how many

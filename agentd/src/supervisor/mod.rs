@@ -154,6 +154,13 @@ pub async fn start(
         entry.job.pid = job.pid;
         entry.job.started_at = job.started_at.clone();
         entry.started = Some(started.into_std());
+        if entry.job.state == JobState::Paused {
+            // `job.pause` came while the job was being spawned.
+            group::signal(spawned.job_pid, Signal::STOP);
+            daemon
+                .store
+                .set_state_later(job.id.clone(), JobState::Paused);
+        }
     }
     tracing::debug!(job = %job.short_id, pid = spawned.job_pid, shim = spawned.shim.pid, "started");
     let deadline = job
@@ -303,12 +310,16 @@ async fn supervise(
             _ = sleep_until(deadline), if reason.is_none() => {
                 reason = Some(EndReason::TimedOut);
                 signal_group(Signal::TERM);
+                signal_group(Signal::CONT);
                 kill_at = Some(Instant::now() + TIMEOUT_GRACE);
             }
             request = control.recv(), if control_open => match request {
                 Some(Control::Kill { signal, grace }) => {
                     reason.get_or_insert(EndReason::Killed);
                     signal_group(signal);
+                    // A paused (stopped) job acts on the signal only once
+                    // continued.
+                    signal_group(Signal::CONT);
                     let at = if signal == Signal::KILL { Instant::now() } else { Instant::now() + grace };
                     kill_at = Some(kill_at.map_or(at, |k| k.min(at)));
                 }
@@ -384,8 +395,60 @@ pub fn apply_outcome(job: &mut Job, rec: Option<&ExitRecord>, reason: Option<End
 }
 
 /// Records a finished job: output size, notification tail, durable commit
-/// (which also updates the job table and queues the notification).
-pub async fn finish(daemon: &Daemon, mut job: Job, started: Option<Instant>) {
+/// (which also updates the job table and queues the notification); then
+/// fails the queued jobs its end doomed ([`settle`]).
+pub async fn finish(daemon: &Daemon, job: Job, started: Option<Instant>) {
+    finish_one(daemon, job, started).await;
+    settle(daemon).await;
+}
+
+/// Fails every queued job whose dependency ended without succeeding
+/// (DESIGN.md, "Queue control"): each ends `failed` with `reason`
+/// "dependency <short_id> <state>" and its own notification, and so on
+/// down the chain (a failed dependent dooms its own dependents).
+pub async fn settle(daemon: &Daemon) {
+    loop {
+        let doomed: Vec<Job> = {
+            let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
+            jobs.take_doomed()
+                .into_iter()
+                .filter_map(|(idx, reason)| {
+                    let mut job = jobs.get(idx)?.job.clone();
+                    if job.state.is_finished() {
+                        return None;
+                    }
+                    job.state = JobState::Failed;
+                    job.reason = Some(reason);
+                    job.finished_at = Some(timefmt::now());
+                    Some(job)
+                })
+                .collect()
+        };
+        if doomed.is_empty() {
+            return;
+        }
+        // Together, so that a chain's ends share the store's commits.
+        futures_join_all(doomed.into_iter().map(|job| finish_one(daemon, job, None))).await;
+    }
+}
+
+/// Runs the futures concurrently on this task and waits for all.
+async fn futures_join_all<F: Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Records one finished job (see [`finish`]), without failing its
+/// dependents.
+async fn finish_one(daemon: &Daemon, mut job: Job, started: Option<Instant>) {
     if job.duration_ms.is_none()
         && let Some(started) = started
     {

@@ -34,6 +34,7 @@ pub async fn check(ctx: &ToolContext, input: &Value) -> Result<Outcome, Outcome>
             states: None,
             session: Some(ctx.session.clone()),
             limit: Some(50),
+            group: None,
             cursor: None,
         })
         .await

@@ -9,7 +9,7 @@ use super::{Outcome, ToolContext, str_arg};
 use agentd_proto::methods::{
     JobOutput, JobSubmit, JobWait, OutputParams, SubmitParams, WaitParams,
 };
-use agentd_proto::{ClientError, Job};
+use agentd_proto::{ClientError, Job, JobState};
 use serde_json::Value;
 
 /// Characters of output in a `bash` result: [`MAX_CHARS`] less room for
@@ -29,10 +29,22 @@ pub fn rpc_err(e: ClientError) -> Outcome {
 
 /// `succeeded (exit 0)`, `killed (signal SIGTERM)`, `running`.
 pub fn state_text(job: &Job) -> String {
-    match (job.exit_code, &job.signal) {
-        (Some(code), _) => format!("{} (exit {code})", job.state),
-        (None, Some(sig)) => format!("{} (signal {sig})", job.state),
-        (None, None) => job.state.to_string(),
+    let short = |id: &String| id.get(..8).unwrap_or(id).to_string();
+    match (job.state, job.exit_code, &job.signal) {
+        (JobState::Paused, _, _) if job.started_at.is_some() => {
+            "paused (its processes are stopped until it is resumed)".to_string()
+        }
+        (JobState::Paused, _, _) => "paused before it started (held until it is resumed)".into(),
+        (JobState::Queued, _, _) if !job.after.is_empty() => format!(
+            "queued, to run once {} succeeded",
+            job.after.iter().map(short).collect::<Vec<_>>().join(", ")
+        ),
+        (_, Some(code), _) => format!("{} (exit {code})", job.state),
+        (_, None, Some(sig)) => format!("{} (signal {sig})", job.state),
+        (_, None, None) => match &job.reason {
+            Some(reason) if job.state.is_finished() => format!("{} ({reason})", job.state),
+            _ => job.state.to_string(),
+        },
     }
 }
 
@@ -73,6 +85,8 @@ async fn submit(
             } else {
                 None
             },
+            after: None,
+            group: None,
         })
         .await
         .map_err(rpc_err)

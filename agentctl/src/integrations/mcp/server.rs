@@ -202,7 +202,7 @@ impl AgentdServer {
         let client = self.client().await?;
         let jobs = client
             .call::<JobList>(&ListParams {
-                states: (!all).then(|| vec![JobState::Queued, JobState::Running]),
+                states: (!all).then(|| JobState::LIVE.to_vec()),
                 session: Some(self.binding.session.clone()),
                 limit: Some(100),
                 ..ListParams::default()
