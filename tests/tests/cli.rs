@@ -73,7 +73,7 @@ mod helpers {
 use helpers::*;
 
 /// The Job keys of docs/protocol.md, "Objects".
-const JOB_KEYS: [&str; 21] = [
+const JOB_KEYS: [&str; 23] = [
     "id",
     "short_id",
     "command",

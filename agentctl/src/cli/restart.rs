@@ -1,5 +1,6 @@
 //! `agentctl restart`: submits a new job with the same command, cwd,
-//! session, group, label, timeout, sandbox and limits as an earlier one,
+//! session, group, label, timeout, sandbox, limits and executor (with its
+//! Slurm resources) as an earlier one,
 //! in this shell's environment (as `agentctl run` would), and prints the
 //! new job's short id. The earlier job is left as it is.
 
@@ -49,6 +50,8 @@ pub async fn run(global: &GlobalOpts, args: RestartArgs) -> anyhow::Result<ExitC
         limits: old.limits,
         after: None,
         group: Some(old.group),
+        executor: Some(old.executor),
+        slurm: old.slurm,
     };
     submit_and_report(global, &params, args.wait).await
 }

@@ -3,12 +3,14 @@
 //! are taken at submit ([`super::job::submit`]) and followed by the job
 //! table ([`crate::runqueue`]).
 //!
-//! Pausing a started job stops its process group (SIGSTOP); it keeps its
+//! Pausing a started local job stops its process group (SIGSTOP); it keeps its
 //! slot, its duration counts wall time, and its timeout clock keeps
 //! running (a paused job can time out: it is then continued so that it
 //! gets the SIGTERM). Pausing a job that has not started holds it out of
 //! the queue. Both are recorded, so a paused job stays paused across a
-//! restart of agentd (its stopped processes wait under their shim).
+//! restart of agentd (its stopped processes wait under their shim). A job
+//! handed to Slurm cannot be paused (-32602): Slurm's `scontrol suspend`
+//! is for operators.
 
 use super::{job::current, params};
 use crate::daemon::Daemon;
@@ -26,6 +28,15 @@ pub async fn pause(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
         let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
         let idx = jobs.resolve(&p.id)?;
         let entry = jobs.entry(idx);
+        if entry.holds_slot && entry.job.executor != agentd_proto::Executor::Local {
+            return Err(RpcError::invalid_params(
+                format!(
+                    "job {} was handed to {}, and agentd cannot pause a job there (Slurm's `scontrol suspend` needs an operator); kill it or let it run",
+                    entry.job.short_id, entry.job.executor
+                ),
+                None,
+            ));
+        }
         match entry.job.state {
             JobState::Queued => jobs.hold(idx).then(|| jobs.entry(idx).job.id.clone()),
             JobState::Running => {

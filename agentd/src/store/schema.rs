@@ -263,7 +263,9 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         5 => format!(
             "BEGIN; {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
-        6 => format!("BEGIN; {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        6 => format!(
+            "BEGIN; {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ),
         7 => format!("BEGIN; {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
