@@ -7,7 +7,7 @@
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState, codes};
 use agentd_tests::rpc::{get, wait};
-use agentd_tests::{TestEnv, group_members, run};
+use agentd_tests::{TestEnv, group_members, parent_of, run};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -242,8 +242,9 @@ async fn a_group_limit_keeps_its_jobs_apart_while_other_groups_run() {
 }
 
 /// Waits until every process of group `pgid` is stopped (`T` in
-/// `/proc/PID/stat`) or, with `stopped` false, none is: the kernel's
-/// report of the signal's effect.
+/// `/proc/PID/stat`, or `D` for a shell waiting on a stopped vfork child)
+/// or, with `stopped` false, none is: the kernel's report of the
+/// signal's effect.
 async fn until_group(pgid: u32, stopped: bool) {
     let state = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -260,16 +261,37 @@ async fn until_group(pgid: u32, stopped: bool) {
     loop {
         let members = group_members(pgid);
         assert!(!members.is_empty(), "the job's processes are gone");
-        if members
-            .iter()
-            .all(|&p| (state(p).as_deref() == Some("T")) == stopped)
-        {
+        let states: Vec<Option<String>> = members.iter().map(|&p| state(p)).collect();
+        let is = |s: &Option<String>, want: &str| s.as_deref() == Some(want);
+        // A shell stopped between vfork and its child's exec stays in `D`
+        // (waiting for the stopped child): stopped all the same.
+        let done = if stopped {
+            members.iter().zip(&states).all(|(&p, s)| {
+                is(s, "T")
+                    || (is(s, "D")
+                        && members
+                            .iter()
+                            .zip(&states)
+                            .any(|(&q, t)| is(t, "T") && parent_of(q) == p))
+            })
+        } else {
+            !states.iter().any(|s| is(s, "T"))
+        };
+        if done {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "group {pgid} not {} after 30 s",
-            if stopped { "stopped" } else { "continued" }
+            "group {pgid} not {} after 30 s: {:?}",
+            if stopped { "stopped" } else { "continued" },
+            members
+                .iter()
+                .map(|&p| (
+                    p,
+                    state(p),
+                    std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
