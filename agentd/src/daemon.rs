@@ -240,7 +240,7 @@ async fn open_journal(
     .context("the state dir's set-up panicked")?
 }
 
-/// Fills the job table and queues from the database. Jobs recorded as
+/// Fills the job table (live jobs only) and queues from the database. Jobs recorded as
 /// running are returned, to be adopted, finished from their exit records or
 /// marked lost once the daemon is up ([`supervisor::adopt::recover`]), and
 /// the ids of queued jobs whose environment was not kept, for
@@ -249,10 +249,9 @@ fn restore(shared: &Shared, loaded: Loaded) -> (Vec<Orphan>, Vec<String>) {
     let mut orphans = Vec::new();
     let mut unkept = Vec::new();
     let mut jobs = shared.jobs.lock().expect("job table poisoned");
-    let next = loaded.jobs.last().map_or(1, |l| l.ord + 1);
     shared
         .next_ord
-        .store(next, std::sync::atomic::Ordering::Relaxed);
+        .store(loaded.max_ord + 1, std::sync::atomic::Ordering::Relaxed);
     for l in loaded.jobs {
         let job = l.job;
         // A paused job that had started is stopped under its shim: adopted
@@ -273,9 +272,14 @@ fn restore(shared: &Shared, loaded: Loaded) -> (Vec<Orphan>, Vec<String>) {
         }
         let env = queued.then_some(l.env).flatten();
         let on_disk = env.is_some();
-        let idx = jobs.insert(l.ord, JobEntry::new(job, l.tail_bytes, env));
+        let idx = jobs.insert(
+            l.ord,
+            JobEntry::new(job, l.tail_bytes, env),
+            &loaded.ended_deps,
+        );
         jobs.entry_mut(idx).env_on_disk = on_disk;
     }
+    jobs.set_total(loaded.total);
     let mut queues = shared.queues.lock().expect("queues poisoned");
     for n in loaded.pending {
         queues.push(n);
@@ -295,7 +299,7 @@ async fn fail_unkept(daemon: &Daemon, ids: Vec<String>) {
     for id in ids {
         let job = {
             let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-            let Ok(idx) = jobs.resolve(&id) else { continue };
+            let Some(idx) = jobs.by_id(&id) else { continue };
             if !jobs.dequeue(idx) {
                 continue;
             }

@@ -8,8 +8,10 @@
 //! Modules: [`config`] (flags, env, config file), [`daemon`] (start and
 //! stop), [`lock`] (state-dir lock), [`listener`] (socket), [`server`]
 //! (accept loop), [`connection`] (framing and JSON-RPC), [`rpc`] (the method
-//! table), [`state`] (in-memory job table and queues), [`store`] (SQLite),
-//! [`executor`] (local or Slurm: how a job runs), [`supervisor`] (processes: spawning shims, watching them, adopting them
+//! table), [`state`] (in-memory table of live jobs, and queues), [`store`]
+//! (SQLite; finished jobs are read from it), [`lookup`] (a job by id, from
+//! the table or the database), [`executor`] (local or Slurm: how a job
+//! runs), [`supervisor`] (processes: spawning shims, watching them, adopting them
 //! after a restart), [`spawner`] (the helper process that forks
 //! shims), [`shim`] (the per-job supervisor process that keeps a job alive
 //! without agentd), [`sandbox`] (a job's Landlock, seccomp and rlimits, applied
@@ -21,6 +23,7 @@ pub mod daemon;
 pub mod executor;
 pub mod listener;
 pub mod lock;
+pub mod lookup;
 pub mod page;
 pub mod retention;
 pub mod rpc;

@@ -24,7 +24,6 @@ use crate::daemon::Daemon;
 use crate::store::StoreError;
 use crate::supervisor::output;
 use crate::timefmt;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,7 +137,7 @@ async fn apply(daemon: &Daemon, age_due: bool) -> Result<(), StoreError> {
         _ => None,
     };
     loop {
-        let victims = select(daemon, cutoff.as_deref());
+        let victims = select(daemon, cutoff.as_deref()).await?;
         if victims.is_empty() {
             return Ok(());
         }
@@ -153,33 +152,26 @@ async fn apply(daemon: &Daemon, age_due: bool) -> Result<(), StoreError> {
 
 /// Up to [`BATCH`] finished jobs to remove, oldest first: those past
 /// `max_finished_jobs` and, with `cutoff`, those that finished before it.
-/// A job whose notification is pending is never chosen.
-fn select(daemon: &Daemon, cutoff: Option<&str>) -> Vec<String> {
-    let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-    let queues = daemon.shared.queues.lock().expect("queues poisoned");
-    let pending = queues.len();
-    let kept = jobs.finished_count().saturating_sub(pending);
-    let mut excess = match daemon.config.retention.max_finished_jobs {
+/// A job whose notification is pending is never chosen. The counts come
+/// from memory; the jobs are read from the database.
+///
+/// Errors: the database cannot be read.
+async fn select(daemon: &Daemon, cutoff: Option<&str>) -> Result<Vec<String>, StoreError> {
+    let kept = {
+        let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
+        let queues = daemon.shared.queues.lock().expect("queues poisoned");
+        jobs.finished_count().saturating_sub(queues.len())
+    };
+    let excess = match daemon.config.retention.max_finished_jobs {
         Some(max) => kept.saturating_sub(max),
         None => 0,
     };
     if excess == 0 && cutoff.is_none() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let pending: HashSet<&str> = queues.job_ids().collect();
-    let mut victims = Vec::new();
-    for job in jobs.oldest_first() {
-        if victims.len() >= BATCH || (excess == 0 && cutoff.is_none()) {
-            break;
-        }
-        if !job.state.is_finished() || pending.contains(job.id.as_str()) {
-            continue;
-        }
-        let old = cutoff.is_some_and(|c| job.finished_at.as_deref().is_some_and(|f| f < c));
-        if excess > 0 || old {
-            excess = excess.saturating_sub(1);
-            victims.push(job.id.clone());
-        }
-    }
-    victims
+    daemon
+        .store
+        .reader
+        .retention_victims(excess, cutoff.map(str::to_string), BATCH)
+        .await
 }

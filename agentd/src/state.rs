@@ -1,6 +1,9 @@
-//! The daemon's in-memory view: the job table and the per-session
-//! notification queues. SQLite (see [`crate::store`]) is the durable copy;
-//! this is what requests read, so reads never touch the disk.
+//! The daemon's in-memory view: the live jobs and the per-session
+//! notification queues. SQLite (see [`crate::store`]) is the durable copy.
+//! Finished jobs are not held here: once a job's end is committed it leaves
+//! the table and is read from the database ([`crate::store::read`],
+//! [`crate::lookup`]), so memory is bounded by the live set, not by the
+//! history (docs/limits.md).
 //!
 //! Changes that must be durable first (a job's end, an ack) are applied here
 //! by the store thread right after their transaction commits, in commit
@@ -96,9 +99,11 @@ impl From<LookupError> for RpcError {
     }
 }
 
-/// All jobs by their key (creation order), with an index by id for prefix
-/// lookups and the queue of jobs not started yet ([`RunQueue`]: groups,
-/// dependencies, held jobs).
+/// The live (queued, paused, running) jobs by their key (creation order),
+/// with an index by id for prefix lookups and the queue of jobs not started
+/// yet ([`RunQueue`]: groups, dependencies, held jobs). A finished job
+/// stays only when its end could not be committed (disk full, ...): then
+/// memory is the only place it is finished.
 #[derive(Default)]
 pub struct JobTable {
     entries: BTreeMap<JobIdx, JobEntry>,
@@ -108,8 +113,8 @@ pub struct JobTable {
     /// reason: taken out of the queue, to be failed (durably, with a
     /// notification) by [`crate::supervisor::settle`].
     doomed: Vec<(JobIdx, String)>,
-    /// How many entries are finished.
-    finished: usize,
+    /// How many jobs exist: rows in the database (live and finished).
+    total: u64,
 }
 
 /// Length of a short id: the first 8 hex characters of the job id.
@@ -120,15 +125,75 @@ pub const SHORT_ID_LEN: usize = 8;
 /// (queued or running) job is never removed.
 pub type JobIdx = u64;
 
+/// A job an id prefix matches, wherever it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its key (`ord`).
+    pub ord: JobIdx,
+    /// Its full id.
+    pub id: String,
+    /// True when it is live (not finished).
+    pub live: bool,
+}
+
+/// Checks that `id` is a full id or a prefix of 4+ hex chars (hyphens
+/// allowed) and returns it in lowercase, as ids are stored.
+///
+/// Errors: [`LookupError::Malformed`].
+pub fn id_key(id: &str) -> Result<String, LookupError> {
+    let key = id.to_ascii_lowercase();
+    if key.len() < 4 || !key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(LookupError::Malformed(id.to_string()));
+    }
+    Ok(key)
+}
+
+/// Chooses the job `id` names among the jobs its prefix matches (any
+/// order, duplicates allowed): returns its full id.
+///
+/// A prefix of 4 to 7 characters must be unique. A prefix of 8 or more
+/// (a short id as agentd shows it) that several jobs share names the
+/// newest live (running or queued) one among them, else the newest
+/// one: in a long history an old job may share a recent job's short
+/// id, and the short id the user just saw must keep naming the recent
+/// job.
+///
+/// Errors: [`LookupError::NotFound`], [`LookupError::Ambiguous`] (with up
+/// to 10 candidates' short ids, in id order).
+pub fn pick(id: &str, mut candidates: Vec<Candidate>) -> Result<String, LookupError> {
+    candidates.sort_by(|a, b| a.id.cmp(&b.id));
+    candidates.dedup_by(|a, b| a.id == b.id);
+    match candidates.len() {
+        0 => Err(LookupError::NotFound(id.to_string())),
+        1 => Ok(candidates.remove(0).id),
+        _ if id.len() >= SHORT_ID_LEN => Ok(candidates
+            .into_iter()
+            .max_by_key(|c| (c.live, c.ord))
+            .expect("two matches")
+            .id),
+        _ => Err(LookupError::Ambiguous {
+            prefix: id.to_string(),
+            candidates: candidates
+                .iter()
+                .take(10)
+                .map(|c| c.id[..SHORT_ID_LEN.min(c.id.len())].to_string())
+                .collect(),
+        }),
+    }
+}
+
 impl JobTable {
     /// Adds a job under `idx` (its database `ord`). One not started yet
     /// joins the queue: at the back of its group's FIFO, or waiting on its
     /// dependencies (`after`), or held when it is `paused`. A dependency
     /// that already ended without succeeding dooms it at once (see
-    /// [`JobTable::take_doomed`]); one not in the table counts as
-    /// succeeded (only finished jobs are removed, and a failed one fails
-    /// its dependents when it ends).
-    pub fn insert(&mut self, idx: JobIdx, entry: JobEntry) -> JobIdx {
+    /// [`JobTable::take_doomed`]). A dependency not in the table has
+    /// finished: `ended` must hold it as the database has it (see
+    /// [`JobTable::missing_deps`]); one in neither was removed and counts
+    /// as succeeded (only finished jobs are removed, and a failed one
+    /// failed its dependents when it ended). Counts the job in
+    /// [`JobTable::counts`]' total.
+    pub fn insert(&mut self, idx: JobIdx, entry: JobEntry, ended: &HashMap<String, Job>) -> JobIdx {
         self.by_id.insert(entry.job.id.clone(), idx);
         let not_started = entry.job.state == JobState::Queued
             || (entry.job.state == JobState::Paused && entry.job.started_at.is_none());
@@ -136,13 +201,17 @@ impl JobTable {
             let mut pending = 0;
             let mut failed = None;
             for dep in &entry.job.after {
-                let Some(d) = self.by_id.get(dep).and_then(|i| self.entries.get(i)) else {
-                    continue;
+                let d = match self.by_id.get(dep).and_then(|i| self.entries.get(i)) {
+                    Some(d) => &d.job,
+                    None => match ended.get(dep) {
+                        Some(j) => j,
+                        None => continue,
+                    },
                 };
-                match d.job.state {
+                match d.state {
                     JobState::Succeeded => {}
                     s if s.is_finished() => {
-                        failed.get_or_insert_with(|| dependency_reason(&d.job));
+                        failed.get_or_insert_with(|| dependency_reason(d));
                     }
                     _ => {
                         pending += 1;
@@ -160,11 +229,19 @@ impl JobTable {
                 ),
             }
         }
-        if entry.job.state.is_finished() {
-            self.finished += 1;
-        }
+        self.total += 1;
         self.entries.insert(idx, entry);
         idx
+    }
+
+    /// The ids in `after` that name no job in the table: finished (or
+    /// removed). [`JobTable::insert`] needs their ends.
+    pub fn missing_deps(&self, after: &[String]) -> Vec<String> {
+        after
+            .iter()
+            .filter(|d| !self.by_id.contains_key(*d))
+            .cloned()
+            .collect()
     }
 
     /// Queued jobs to fail because a dependency ended without succeeding,
@@ -234,50 +311,29 @@ impl JobTable {
         self.queue.pending_deps(idx)
     }
 
-    /// Finds the job named by a full id or a prefix of 4+ hex chars.
-    ///
-    /// A prefix of 4 to 7 characters must be unique. A prefix of 8 or more
-    /// (a short id as agentd shows it) that several jobs share names the
-    /// newest live (running or queued) one among them, else the newest
-    /// one: in a long history an old job may share a recent job's short
-    /// id, and the short id the user just saw must keep naming the recent
-    /// job.
-    ///
-    /// Errors: [`LookupError`].
-    pub fn resolve(&self, id: &str) -> Result<JobIdx, LookupError> {
-        let key = id.to_ascii_lowercase();
-        if key.len() < 4 || !key.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            return Err(LookupError::Malformed(id.to_string()));
-        }
-        let mut matches = self
-            .by_id
-            .range(key.clone()..)
-            .take_while(|(k, _)| k.starts_with(&key));
-        match (matches.next(), matches.next()) {
-            (None, _) => Err(LookupError::NotFound(id.to_string())),
-            (Some((_, &idx)), None) => Ok(idx),
-            (Some(first), Some(second)) if key.len() >= SHORT_ID_LEN => {
-                let newest = [first, second]
-                    .into_iter()
-                    .chain(matches)
-                    .map(|(_, &i)| (!self.entries[&i].job.state.is_finished(), i))
-                    .max()
-                    .expect("two matches");
-                Ok(newest.1)
-            }
-            (Some(first), Some(second)) => {
-                let candidates = [first, second]
-                    .into_iter()
-                    .chain(matches)
-                    .take(10)
-                    .map(|(_, i)| self.entries[i].job.short_id.clone())
-                    .collect();
-                Err(LookupError::Ambiguous {
-                    prefix: id.to_string(),
-                    candidates,
-                })
-            }
-        }
+    /// Sets how many jobs exist in all (at start, from the database).
+    pub fn set_total(&mut self, total: u64) {
+        self.total = total;
+    }
+
+    /// The key of the job with full id `id`, when the table holds it.
+    pub fn by_id(&self, id: &str) -> Option<JobIdx> {
+        self.by_id.get(id).copied()
+    }
+
+    /// The jobs in the table whose id starts with `key` (lowercase, see
+    /// [`id_key`]), at most `limit`.
+    pub fn matches(&self, key: &str, limit: usize) -> Vec<Candidate> {
+        self.by_id
+            .range(key.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key))
+            .take(limit)
+            .map(|(id, &ord)| Candidate {
+                ord,
+                id: id.clone(),
+                live: !self.entries[&ord].job.state.is_finished(),
+            })
+            .collect()
     }
 
     /// The entry at `idx`.
@@ -300,26 +356,32 @@ impl JobTable {
         self.entries.get(&idx)
     }
 
-    /// Removes a finished job by full id; returns it, or `None` when no
-    /// finished job has that id (a live job is never removed).
-    pub fn remove(&mut self, id: &str) -> Option<Job> {
-        let idx = *self.by_id.get(id)?;
-        if !self.entries[&idx].job.state.is_finished() {
-            return None;
+    /// The entry at `idx` mutably, if that job is still in the table.
+    pub fn get_mut(&mut self, idx: JobIdx) -> Option<&mut JobEntry> {
+        self.entries.get_mut(&idx)
+    }
+
+    /// A job's row was removed from the database (only finished jobs are
+    /// removed): forgets it, and drops it from the table if it was held
+    /// there (a finished job whose end was not committed).
+    pub fn removed(&mut self, id: &str) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(&idx) = self.by_id.get(id)
+            && self.entries[&idx].job.state.is_finished()
+        {
+            self.by_id.remove(id);
+            self.entries.remove(&idx);
         }
-        self.by_id.remove(id);
-        self.finished -= 1;
-        self.entries.remove(&idx).map(|e| e.job)
     }
 
-    /// How many finished jobs the table holds.
+    /// How many finished jobs exist (in the database, or held here).
     pub fn finished_count(&self) -> usize {
-        self.finished
-    }
-
-    /// Every job, oldest first.
-    pub fn oldest_first(&self) -> impl DoubleEndedIterator<Item = &Job> {
-        self.entries.values().map(|e| &e.job)
+        let live = self
+            .entries
+            .values()
+            .filter(|e| !e.job.state.is_finished())
+            .count() as u64;
+        self.total.saturating_sub(live) as usize
     }
 
     /// Takes the oldest ready job whose group has a free slot, if the
@@ -359,10 +421,10 @@ impl JobTable {
         self.queue.remove(idx, Some(&group))
     }
 
-    /// Jobs matching the filters, newest first, older than the job keyed
-    /// `before` (all when `None`), at most `limit` of them and, past the
-    /// first, at most `max_bytes` of JSON together. Returns them and, when
-    /// more match after the last one, its key (the next page's `before`).
+    /// Jobs in the table matching the filters, newest first, older than
+    /// the job keyed `before` (all when `None`), at most `limit`, each with
+    /// its key. `job.list` merges them with the finished jobs read from the
+    /// database ([`crate::store::read::Reader::list`]).
     pub fn list(
         &self,
         states: Option<&[JobState]>,
@@ -370,35 +432,16 @@ impl JobTable {
         group: Option<&str>,
         before: Option<JobIdx>,
         limit: usize,
-        max_bytes: usize,
-    ) -> (Vec<Job>, Option<JobIdx>) {
-        let mut matching = self
-            .entries
+    ) -> Vec<(JobIdx, Job)> {
+        self.entries
             .range(..before.unwrap_or(JobIdx::MAX))
             .rev()
             .filter(|(_, e)| states.is_none_or(|s| s.contains(&e.job.state)))
             .filter(|(_, e)| session.is_none_or(|s| e.job.session == s))
             .filter(|(_, e)| group.is_none_or(|g| e.job.group == g))
-            .peekable();
-        let mut jobs = Vec::new();
-        let mut bytes = 0;
-        let mut last = None;
-        while jobs.len() < limit {
-            let Some(&(&idx, e)) = matching.peek() else {
-                return (jobs, None);
-            };
-            bytes += crate::page::json_len(&e.job);
-            if !jobs.is_empty() && bytes > max_bytes {
-                break;
-            }
-            jobs.push(e.job.clone());
-            last = Some(idx);
-            matching.next();
-        }
-        match matching.peek() {
-            Some(_) => (jobs, last),
-            None => (jobs, None),
-        }
+            .take(limit)
+            .map(|(&idx, e)| (idx, e.job.clone()))
+            .collect()
     }
 
     /// Keys of the jobs whose supervising task is live.
@@ -432,15 +475,18 @@ impl JobTable {
             queued: count(JobState::Queued),
             running: count(JobState::Running),
             paused: count(JobState::Paused),
-            total: self.entries.len() as u64,
+            total: self.total,
         }
     }
 
     /// Records a job's end: replaces the job, frees its slot, drops its
     /// control channel and wakes its waiters. The jobs waiting on it move
     /// on: on success those with no dependency left become ready; on any
-    /// other end they are doomed ([`JobTable::take_doomed`]).
-    pub fn finish(&mut self, job: Job) {
+    /// other end they are doomed ([`JobTable::take_doomed`]). When the end
+    /// is `durable` (committed) the job then leaves the table (it is read
+    /// from the database from now on); otherwise it stays here, finished,
+    /// as the only place that knows.
+    pub fn finish(&mut self, job: Job, durable: bool) {
         let Some(&idx) = self.by_id.get(&job.id) else {
             return;
         };
@@ -456,7 +502,6 @@ impl JobTable {
             self.queue.free_slot(&group);
         }
         if !was_finished {
-            self.finished += 1;
             let job = &self.entries[&idx].job;
             let entries = &self.entries;
             let doomed =
@@ -469,6 +514,11 @@ impl JobTable {
                 self.doomed
                     .extend(doomed.into_iter().map(|i| (i, reason.clone())));
             }
+        }
+        if durable {
+            let id = self.entries[&idx].job.id.clone();
+            self.by_id.remove(&id);
+            self.entries.remove(&idx);
         }
     }
 }
@@ -687,7 +737,7 @@ impl Shared {
             let mut jobs = self.jobs.lock().expect("job table poisoned");
             let mut queues = self.queues.lock().expect("queues poisoned");
             let session = notification.session.clone();
-            jobs.finish(job);
+            jobs.finish(job, true);
             queues.push(notification);
             if let Some((up_to, count)) = drop {
                 queues.record_dropped(&session, up_to, count);
@@ -730,44 +780,89 @@ mod tests {
         }
     }
 
+    fn cand(ord: JobIdx, id: &str, live: bool) -> Candidate {
+        Candidate {
+            ord,
+            id: id.into(),
+            live,
+        }
+    }
+
     #[test]
     fn prefixes_resolve_uniquely_or_name_the_problem() {
+        let a = cand(0, "abcd1234-0000", false);
+        let b = cand(1, "abcd9999-0000", false);
+        let pick_of = |id: &str, c: &[Candidate]| {
+            let key = id_key(id)?;
+            let matching = c.iter().filter(|c| c.id.starts_with(&key)).cloned();
+            pick(id, matching.collect())
+        };
+        let two = [a.clone(), b.clone()];
+        assert_eq!(pick_of("abcd1", &two), Ok(a.id.clone()));
+        assert_eq!(pick_of("ABCD9", &two), Ok(b.id.clone()));
+        assert!(matches!(
+            pick_of("abcd", &two),
+            Err(LookupError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            pick_of("ffff", &two),
+            Err(LookupError::NotFound(_))
+        ));
+        assert!(matches!(
+            pick_of("abc", &two),
+            Err(LookupError::Malformed(_))
+        ));
+        // A short id shared with an older job names the newer one, and a
+        // live one before any finished one; the same job found twice (in
+        // memory and in the database) is one match.
+        let c = cand(2, "abcd1234-1111", false);
+        let three = [a.clone(), b.clone(), c.clone(), c.clone()];
+        assert_eq!(pick_of("abcd1234", &three), Ok(c.id.clone()));
+        assert!(matches!(
+            pick_of("abcd12", &three),
+            Err(LookupError::Ambiguous { .. })
+        ));
+        let d = cand(3, "abcd1234-2222", false);
+        let live_a = cand(0, "abcd1234-0000", true);
+        let four = [live_a.clone(), b, c, d.clone()];
+        assert_eq!(pick_of("abcd1234", &four), Ok(live_a.id));
+        assert_eq!(pick_of("abcd1234-2", &four), Ok(d.id));
+        assert!(matches!(
+            pick_of("xyz12", &four),
+            Err(LookupError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_committed_end_leaves_the_table_an_uncommitted_one_stays() {
         let mut t = JobTable::default();
         t.insert(
             0,
-            JobEntry::new(job("abcd1234-0000", JobState::Succeeded), 0, None),
+            JobEntry::new(job("aaaa0000", JobState::Running), 0, None),
+            &HashMap::new(),
         );
         t.insert(
             1,
-            JobEntry::new(job("abcd9999-0000", JobState::Succeeded), 0, None),
+            JobEntry::new(job("bbbb0000", JobState::Running), 0, None),
+            &HashMap::new(),
         );
-        assert_eq!(t.resolve("abcd1"), Ok(0));
-        assert_eq!(t.resolve("ABCD9"), Ok(1));
-        assert!(matches!(
-            t.resolve("abcd"),
-            Err(LookupError::Ambiguous { .. })
-        ));
-        assert!(matches!(t.resolve("ffff"), Err(LookupError::NotFound(_))));
-        assert!(matches!(t.resolve("abc"), Err(LookupError::Malformed(_))));
-        // A short id shared with an older job names the newer one, and a
-        // live one before any finished one.
-        t.insert(
-            2,
-            JobEntry::new(job("abcd1234-1111", JobState::Succeeded), 0, None),
-        );
-        assert_eq!(t.resolve("abcd1234"), Ok(2));
-        assert!(matches!(
-            t.resolve("abcd12"),
-            Err(LookupError::Ambiguous { .. })
-        ));
-        t.insert(
-            3,
-            JobEntry::new(job("abcd1234-2222", JobState::Succeeded), 0, None),
-        );
-        t.entry_mut(0).job.state = JobState::Running;
-        assert_eq!(t.resolve("abcd1234"), Ok(0));
-        assert_eq!(t.resolve("abcd1234-2"), Ok(3));
-        assert!(matches!(t.resolve("xyz12"), Err(LookupError::Malformed(_))));
+        let mut done = t.entry(0).job.clone();
+        done.state = JobState::Succeeded;
+        let mut rx = t.entry(0).done.subscribe();
+        t.finish(done, true);
+        assert!(*rx.borrow_and_update(), "waiters see the end");
+        assert_eq!(t.by_id("aaaa0000"), None);
+        assert_eq!(t.matches("aaaa", 10), vec![]);
+        let mut lost = t.entry(1).job.clone();
+        lost.state = JobState::Failed;
+        t.finish(lost, false);
+        assert_eq!(t.entry(1).job.state, JobState::Failed);
+        assert_eq!(t.matches("bbbb", 10), vec![cand(1, "bbbb0000", false)]);
+        assert_eq!(t.counts().total, 2);
+        assert_eq!(t.finished_count(), 2);
+        t.removed("bbbb0000");
+        assert_eq!(t.by_id("bbbb0000"), None);
+        assert_eq!(t.counts().total, 1);
     }
 
     #[test]
@@ -777,6 +872,7 @@ mod tests {
             t.insert(
                 i as JobIdx,
                 JobEntry::new(job(id, JobState::Queued), 0, None),
+                &HashMap::new(),
             );
         }
         assert_eq!(t.take_startable(Some(2)), Some(0));
@@ -784,7 +880,7 @@ mod tests {
         assert_eq!(t.take_startable(Some(2)), None);
         let mut done = t.entry(0).job.clone();
         done.state = JobState::Succeeded;
-        t.finish(done);
+        t.finish(done, true);
         assert_eq!(t.take_startable(Some(2)), Some(2));
     }
 }

@@ -433,12 +433,13 @@ c.commit()
             "-c",
             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
              print(c.execute('PRAGMA user_version').fetchone()[0]); \
-             print(c.execute('SELECT count(*) FROM jobs WHERE shim_pid IS NOT NULL').fetchone()[0])",
+             print(c.execute('SELECT count(*) FROM jobs WHERE shim_pid IS NOT NULL').fetchone()[0]); \
+             print(c.execute(\"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('jobs_session', 'jobs_state')\").fetchone()[0])",
         ])
         .arg(&db)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "8\n2\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "9\n2\n2\n");
     for secret in ["sekrit-queued-in-v1", "sekrit-deleted-in-v1"] {
         for file in std::fs::read_dir(&env.state_dir).unwrap() {
             let path = file.unwrap().path();

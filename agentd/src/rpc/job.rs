@@ -3,7 +3,9 @@
 
 use super::params;
 use crate::daemon::Daemon;
+use crate::lookup;
 use crate::state::{JobEntry, JobIdx};
+use crate::store::read::ListFilter;
 use crate::supervisor::{self, Control, output};
 use crate::timefmt;
 use agentd_proto::methods::{
@@ -108,7 +110,7 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .transpose()?;
     let session = params::session(p.session)?;
     let group = params::group(p.group)?;
-    let after = resolve_after(d, p.after.unwrap_or_default())?;
+    let after = resolve_after(d, p.after.unwrap_or_default()).await?;
     let tail_bytes = p.tail_bytes.unwrap_or(DEFAULT_TAIL_BYTES);
     if tail_bytes > MAX_TAIL_BYTES {
         return Err(invalid(
@@ -239,12 +241,8 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
             d.config.state_dir.join("agentd.db").display()
         )));
     }
-    let idx = d
-        .shared
-        .jobs
-        .lock()
-        .expect("job table poisoned")
-        .insert(ord, JobEntry::new(job, tail_bytes, env));
+    let id = job.id.clone();
+    let idx = insert_live(d, ord, JobEntry::new(job, tail_bytes, env)).await;
     // A dependency that already failed fails this job now.
     supervisor::settle(d).await;
     supervisor::start_queued(d).await;
@@ -252,15 +250,24 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
     // so that it survives a restart; one that started never stored it.
     let (job, keep) = {
         let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
-        let entry = jobs.entry_mut(idx);
-        let keep = match (&entry.env, entry.job.state) {
-            (Some(env), JobState::Queued) => {
-                entry.env_on_disk = true;
-                Some(d.store.keep_env(entry.job.id.clone(), env))
+        match jobs.get_mut(idx) {
+            Some(entry) => {
+                let keep = match (&entry.env, entry.job.state) {
+                    (Some(env), JobState::Queued) => {
+                        entry.env_on_disk = true;
+                        Some(d.store.keep_env(entry.job.id.clone(), env))
+                    }
+                    _ => None,
+                };
+                (Some(entry.job.clone()), keep)
             }
-            _ => None,
-        };
-        (entry.job.clone(), keep)
+            // It has already finished, and left the table.
+            None => (None, None),
+        }
+    };
+    let job = match job {
+        Some(job) => job,
+        None => lookup::job(d, &id).await?,
     };
     if let Some(keep) = keep
         && let Err(e) = keep.await
@@ -275,19 +282,16 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
 /// Errors: -32001 for an id no job has (a dependency must exist before it
 /// is named, so no cycle can form), -32002 for an ambiguous prefix, -32602
 /// for a malformed one; each names the field `after`.
-fn resolve_after(d: &Daemon, ids: Vec<String>) -> Result<Vec<String>, RpcError> {
-    let jobs = d.shared.jobs.lock().expect("job table poisoned");
+async fn resolve_after(d: &Daemon, ids: Vec<String>) -> Result<Vec<String>, RpcError> {
     let mut full = Vec::with_capacity(ids.len());
     for id in ids {
-        let idx = jobs.resolve(&id).map_err(|e| {
-            let mut e = RpcError::from(e);
+        let id = lookup::resolve(d, &id).await.map_err(|mut e| {
             e.message = format!("after: {}", e.message);
             if let Some(serde_json::Value::Object(data)) = &mut e.data {
                 data.insert("field".into(), json!("after"));
             }
             e
         })?;
-        let id = jobs.entry(idx).job.id.clone();
         if !full.contains(&id) {
             full.push(id);
         }
@@ -295,15 +299,68 @@ fn resolve_after(d: &Daemon, ids: Vec<String>) -> Result<Vec<String>, RpcError> 
     Ok(full)
 }
 
+/// Inserts a new job into the table. Its dependencies that finished and
+/// left the table are read from the database first, so the table can
+/// judge them ([`crate::state::JobTable::insert`]); one that finishes
+/// meanwhile is read in another round. The job is recorded already, so
+/// it is inserted whatever happens: a dependency that cannot be read
+/// (the database failing) counts as removed, and is logged.
+async fn insert_live(d: &Daemon, ord: JobIdx, entry: JobEntry) -> JobIdx {
+    let mut ended = std::collections::HashMap::new();
+    let mut read = std::collections::HashSet::new();
+    let mut entry = Some(entry);
+    loop {
+        let missing = {
+            let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
+            let e = entry.as_ref().expect("inserted once");
+            let missing: Vec<String> = jobs
+                .missing_deps(&e.job.after)
+                .into_iter()
+                .filter(|id| !read.contains(id))
+                .collect();
+            if missing.is_empty() {
+                let e = entry.take().expect("inserted once");
+                return jobs.insert(ord, e, &ended);
+            }
+            missing
+        };
+        for id in missing {
+            // A job not in the table has its end committed: read it as it
+            // finished (or not at all: removed since, which only a
+            // finished job is).
+            match d.store.reader.job(id.clone()).await {
+                Ok(Some((_, job))) => {
+                    ended.insert(id.clone(), job);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    dependency = %id,
+                    "cannot read a finished dependency's end; counting it as removed: {e}"
+                ),
+            }
+            read.insert(id);
+        }
+    }
+}
+
 fn cannot_spawn(msg: String) -> RpcError {
     RpcError::new(codes::CANNOT_SPAWN, msg).with_data(json!({ "field": "cwd" }))
 }
 
-/// Looks a job up and returns a copy with `f` applied to its entry.
-fn with_job<T>(d: &Daemon, id: &str, f: impl FnOnce(&JobEntry) -> T) -> Result<T, RpcError> {
+/// Resolves `id` and, while the job is live (in the table), applies `f` to
+/// its entry. Returns the full id and `f`'s result, `None` for a finished
+/// job (read from the database).
+///
+/// Errors: as [`lookup::resolve`].
+async fn with_live<T>(
+    d: &Daemon,
+    id: &str,
+    f: impl FnOnce(&JobEntry) -> T,
+) -> Result<(String, Option<T>), RpcError> {
+    let full = lookup::resolve(d, id).await?;
     let jobs = d.shared.jobs.lock().expect("job table poisoned");
-    let idx = jobs.resolve(id)?;
-    Ok(f(jobs.entry(idx)))
+    let out = jobs.by_id(&full).map(|idx| f(jobs.entry(idx)));
+    Ok((full, out))
 }
 
 /// Fills in `output_bytes` of running jobs from their output logs' sizes.
@@ -331,8 +388,15 @@ async fn with_live_sizes(d: &Daemon, mut jobs: Vec<Job>) -> Vec<Job> {
     jobs
 }
 
+/// The job `id` names, as it stands now.
 pub(super) async fn current(d: &Daemon, id: &str) -> Result<Job, RpcError> {
-    let job = with_job(d, id, |e| e.job.clone())?;
+    let full = lookup::resolve(d, id).await?;
+    as_now(d, &full).await
+}
+
+/// The job with full id `full`, as it stands now.
+pub(super) async fn as_now(d: &Daemon, full: &str) -> Result<Job, RpcError> {
+    let job = lookup::job(d, full).await?;
     Ok(with_live_sizes(d, vec![job]).await.remove(0))
 }
 
@@ -349,17 +413,62 @@ pub async fn list(d: &Arc<Daemon>, p: ListParams) -> Result<ListResult, RpcError
     let group = p.group.map(|g| params::group(Some(g))).transpose()?;
     let limit = p.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     let before = p.cursor.as_deref().map(parse_cursor).transpose()?;
-    let (jobs, last) = d.shared.jobs.lock().expect("job table poisoned").list(
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    // One more than a page from each source tells whether more follow.
+    let fetch = limit.saturating_add(1);
+    // Live jobs from the table first, then finished ones from the
+    // database: a job that finishes in between is then found in both (and
+    // kept once, as finished), never in neither.
+    let mut page = d.shared.jobs.lock().expect("job table poisoned").list(
         p.states.as_deref(),
         session.as_deref(),
         group.as_deref(),
         before,
-        usize::try_from(limit).unwrap_or(usize::MAX),
-        MAX_PAGE_BYTES,
+        fetch,
     );
+    let finished_wanted = p
+        .states
+        .as_ref()
+        .is_none_or(|s| s.iter().any(|s| s.is_finished()));
+    if finished_wanted && limit > 0 {
+        let filter = ListFilter {
+            states: p.states.clone(),
+            session: session.clone(),
+            group: group.clone(),
+            before,
+        };
+        let stored = d
+            .store
+            .reader
+            .list(filter, fetch)
+            .await
+            .map_err(lookup::read_error)?;
+        // Stored first, so that the stable sort keeps the database's copy
+        // of a job found in both.
+        page.splice(0..0, stored);
+        page.sort_by_key(|p| std::cmp::Reverse(p.0));
+        page.dedup_by_key(|(ord, _)| *ord);
+    }
+    let mut jobs = Vec::new();
+    let mut bytes = 0;
+    let mut last = None;
+    let mut more = false;
+    for (ord, job) in page {
+        bytes += crate::page::json_len(&job);
+        if jobs.len() >= limit || (!jobs.is_empty() && bytes > MAX_PAGE_BYTES) {
+            more = true;
+            break;
+        }
+        jobs.push(job);
+        last = Some(ord);
+    }
     Ok(ListResult {
         jobs: with_live_sizes(d, jobs).await,
-        next_cursor: last.map(|k| k.to_string()),
+        next_cursor: if more {
+            last.map(|k| k.to_string())
+        } else {
+            None
+        },
     })
 }
 
@@ -379,9 +488,10 @@ fn parse_cursor(c: &str) -> Result<JobIdx, RpcError> {
 /// `wait_ms`, waits for bytes past `offset` while the job runs (woken by
 /// the daemon's shared inotify watcher or the job's end).
 pub async fn output(d: &Arc<Daemon>, p: OutputParams) -> Result<OutputResult, RpcError> {
-    let (mut done, id, executor) = with_job(d, &p.id, |e| {
-        (e.done.subscribe(), e.job.id.clone(), e.job.executor)
-    })?;
+    let (id, live) = with_live(d, &p.id, |e| (e.done.subscribe(), e.job.executor)).await?;
+    // A finished job's channel: `true`, and no sender left.
+    let (mut done, executor) =
+        live.unwrap_or_else(|| (watch::channel(true).1, agentd_proto::Executor::Local));
     // A Slurm job writes from a cluster node: where the state dir is a
     // shared file system, inotify does not see those writes, so its
     // readers also look again at this bound (docs/slurm.md).
@@ -497,21 +607,19 @@ pub async fn kill(d: &Arc<Daemon>, p: KillParams) -> Result<Job, RpcError> {
         Cancel(Box<Job>),
         Wait(watch::Receiver<bool>),
     }
+    let full = lookup::resolve(d, &p.id).await?;
     let action = {
         let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
-        let idx = jobs.resolve(&p.id)?;
-        if jobs.entry(idx).job.state.is_finished() {
-            Action::Finished
-        } else if jobs.dequeue(idx) {
-            Action::Cancel(Box::new(jobs.entry(idx).job.clone()))
-        } else {
-            let entry = jobs.entry(idx);
-            match &entry.control {
-                Some(ctl) => {
+        match jobs.by_id(&full) {
+            None => Action::Finished,
+            Some(idx) if jobs.entry(idx).job.state.is_finished() => Action::Finished,
+            Some(idx) if jobs.dequeue(idx) => Action::Cancel(Box::new(jobs.entry(idx).job.clone())),
+            Some(idx) => {
+                let entry = jobs.entry(idx);
+                if let Some(ctl) = &entry.control {
                     let _ = ctl.send(Control::Kill { signal, grace });
-                    Action::Wait(entry.done.subscribe())
                 }
-                None => Action::Wait(entry.done.subscribe()),
+                Action::Wait(entry.done.subscribe())
             }
         }
     };
@@ -527,7 +635,7 @@ pub async fn kill(d: &Arc<Daemon>, p: KillParams) -> Result<Job, RpcError> {
             let _ = tokio::time::timeout(bound, done.wait_for(|&f| f)).await;
         }
     }
-    current(d, &p.id).await
+    as_now(d, &full).await
 }
 
 /// `job.wait`: returns when the job has finished, at `timeout_secs`, or at
@@ -538,11 +646,14 @@ pub async fn wait(d: &Arc<Daemon>, p: WaitParams) -> Result<Job, RpcError> {
         .map(|t| params::seconds("timeout_secs", t, true))
         .transpose()?
         .map(Duration::from_secs_f64);
-    let mut done = with_job(d, &p.id, |e| e.done.subscribe())?;
+    let (full, done) = with_live(d, &p.id, |e| e.done.subscribe()).await?;
+    let Some(mut done) = done else {
+        return as_now(d, &full).await;
+    };
     tokio::select! {
         _ = done.wait_for(|&f| f) => {}
         _ = async { match timeout { Some(t) => tokio::time::sleep(t).await, None => std::future::pending().await } } => {}
         _ = d.shutting_down() => {}
     }
-    current(d, &p.id).await
+    as_now(d, &full).await
 }

@@ -12,8 +12,9 @@
 //! handed to Slurm cannot be paused (-32602): Slurm's `scontrol suspend`
 //! is for operators.
 
-use super::{job::current, params};
+use super::{job::as_now, params};
 use crate::daemon::Daemon;
+use crate::lookup;
 use crate::supervisor::{self, group};
 use agentd_proto::methods::{Empty, Group, GroupListResult, GroupSetParams, IdParams};
 use agentd_proto::{Job, JobState, RpcError};
@@ -24,9 +25,13 @@ use std::sync::Arc;
 /// queued job; state `paused`. A paused or finished job is returned
 /// unchanged.
 pub async fn pause(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
-    let changed = {
+    let full = lookup::resolve(d, &p.id).await?;
+    let changed = 'changed: {
         let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
-        let idx = jobs.resolve(&p.id)?;
+        // Not in the table: finished.
+        let Some(idx) = jobs.by_id(&full) else {
+            break 'changed None;
+        };
         let entry = jobs.entry(idx);
         if entry.holds_slot && entry.job.executor != agentd_proto::Executor::Local {
             return Err(RpcError::invalid_params(
@@ -55,7 +60,7 @@ pub async fn pause(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
     if let Some(id) = changed {
         record(d, id, JobState::Paused).await?;
     }
-    current(d, &p.id).await
+    as_now(d, &full).await
 }
 
 /// `job.resume`: SIGCONT to a paused job's process group (state
@@ -63,9 +68,13 @@ pub async fn pause(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
 /// started at once if a slot is free). Any other job is returned
 /// unchanged.
 pub async fn resume(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
-    let changed = {
+    let full = lookup::resolve(d, &p.id).await?;
+    let changed = 'changed: {
         let mut jobs = d.shared.jobs.lock().expect("job table poisoned");
-        let idx = jobs.resolve(&p.id)?;
+        // Not in the table: finished.
+        let Some(idx) = jobs.by_id(&full) else {
+            break 'changed None;
+        };
         let entry = jobs.entry(idx);
         match (entry.job.state, entry.holds_slot) {
             (JobState::Paused, true) => {
@@ -88,7 +97,7 @@ pub async fn resume(d: &Arc<Daemon>, p: IdParams) -> Result<Job, RpcError> {
             supervisor::start_queued(d).await;
         }
     }
-    current(d, &p.id).await
+    as_now(d, &full).await
 }
 
 /// Makes a pause or resume durable.

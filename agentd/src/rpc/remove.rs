@@ -3,11 +3,11 @@
 
 use super::params;
 use crate::daemon::Daemon;
-use crate::{retention, timefmt};
+use crate::store::read::PruneFilter;
+use crate::{lookup, retention, timefmt};
 use agentd_proto::methods::{PruneParams, PruneResult, RemoveParams, RemoveResult};
 use agentd_proto::{RpcError, codes};
 use serde_json::json;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// `job.remove`: every id must name a finished job, else nothing is
@@ -20,27 +20,23 @@ pub async fn remove(d: &Arc<Daemon>, p: RemoveParams) -> Result<RemoveResult, Rp
             Some("ids"),
         ));
     }
-    let ids = {
-        let jobs = d.shared.jobs.lock().expect("job table poisoned");
-        let mut ids = Vec::new();
-        for id in &p.ids {
-            let job = &jobs.entry(jobs.resolve(id)?).job;
-            if !job.state.is_finished() {
-                return Err(RpcError::new(
-                    codes::JOB_NOT_FINISHED,
-                    format!(
-                        "job {} is {}; kill it first (agentctl kill {}), then remove it",
-                        job.short_id, job.state, job.short_id
-                    ),
-                )
-                .with_data(json!({ "id": job.short_id, "state": job.state })));
-            }
-            if !ids.contains(&job.id) {
-                ids.push(job.id.clone());
-            }
+    let mut ids = Vec::new();
+    for id in &p.ids {
+        let job = lookup::find(d, id).await?;
+        if !job.state.is_finished() {
+            return Err(RpcError::new(
+                codes::JOB_NOT_FINISHED,
+                format!(
+                    "job {} is {}; kill it first (agentctl kill {}), then remove it",
+                    job.short_id, job.state, job.short_id
+                ),
+            )
+            .with_data(json!({ "id": job.short_id, "state": job.state })));
         }
-        ids
-    };
+        if !ids.contains(&job.id) {
+            ids.push(job.id);
+        }
+    }
     retention::remove(d, ids.clone())
         .await
         .map_err(|e| RpcError::internal(format!("cannot remove the jobs: {e}")))?;
@@ -70,43 +66,54 @@ pub async fn prune(d: &Arc<Daemon>, p: PruneParams) -> Result<PruneResult, RpcEr
         Some(s) => timefmt::minus_millis(&timefmt::now(), (s * 1000.0) as u64),
         None => None,
     };
-    let (victims, bytes) = {
-        let jobs = d.shared.jobs.lock().expect("job table poisoned");
-        let queues = d.shared.queues.lock().expect("queues poisoned");
-        let pending: HashSet<&str> = queues.job_ids().collect();
-        let mut keep = p.keep_last.unwrap_or(0);
-        let mut victims = Vec::new();
-        let mut bytes = 0;
-        for job in jobs.oldest_first().rev() {
-            if !job.state.is_finished()
-                || session.as_deref().is_some_and(|s| job.session != s)
-                || p.states.as_ref().is_some_and(|s| !s.contains(&job.state))
-            {
-                continue;
-            }
-            if keep > 0 {
-                keep -= 1;
-                continue;
-            }
-            let old_enough = cutoff
-                .as_deref()
-                .is_none_or(|c| job.finished_at.as_deref().is_some_and(|f| f < c));
-            if old_enough && !pending.contains(job.id.as_str()) {
-                victims.push(job.id.clone());
-                bytes += job.output_bytes;
-            }
-        }
-        victims.reverse();
-        (victims, bytes)
+    let filter = PruneFilter {
+        session,
+        states: p.states,
+        finished_before: cutoff,
+        keep_last: p.keep_last.unwrap_or(0),
     };
-    let removed = victims.len() as u64;
-    if !p.dry_run.unwrap_or(false) {
-        retention::remove(d, victims)
+    let reader = &d.store.reader;
+    let Some(bound) = reader
+        .prune_bound(filter.clone())
+        .await
+        .map_err(lookup::read_error)?
+    else {
+        return Ok(PruneResult {
+            removed: 0,
+            bytes_freed: 0,
+        });
+    };
+    if p.dry_run.unwrap_or(false) {
+        let (removed, bytes_freed) = reader
+            .prune_totals(filter, bound)
+            .await
+            .map_err(lookup::read_error)?;
+        return Ok(PruneResult {
+            removed,
+            bytes_freed,
+        });
+    }
+    // Oldest first, a batch at a time, so that memory stays bounded
+    // however many jobs go.
+    let (mut removed, mut bytes_freed, mut after) = (0, 0, 0);
+    loop {
+        let page = reader
+            .prune_page(filter.clone(), bound, after, retention::BATCH)
+            .await
+            .map_err(lookup::read_error)?;
+        let Some(&(last, ..)) = page.last() else {
+            break;
+        };
+        after = last;
+        removed += page.len() as u64;
+        bytes_freed += page.iter().map(|(_, _, b)| b).sum::<u64>();
+        let ids = page.into_iter().map(|(_, id, _)| id).collect();
+        retention::remove(d, ids)
             .await
             .map_err(|e| RpcError::internal(format!("cannot remove the jobs: {e}")))?;
     }
     Ok(PruneResult {
         removed,
-        bytes_freed: bytes,
+        bytes_freed,
     })
 }

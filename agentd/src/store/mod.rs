@@ -13,6 +13,7 @@
 //! database runs with `secure_delete`, so once a job has started no byte of
 //! its environment is left in the database file or its WAL.
 
+pub mod read;
 pub mod schema;
 
 use crate::state::Shared;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+pub use read::Reader;
 pub use schema::{Loaded, LoadedJob, ShimId};
 
 /// Most commands committed in one transaction.
@@ -136,6 +138,8 @@ enum Output {
     Acked(u64),
     /// Rows removed or notifications dropped.
     Count(u64),
+    /// Jobs whose rows were removed: id and session.
+    Removed(Vec<(String, String)>),
 }
 
 struct Command {
@@ -148,6 +152,8 @@ struct Command {
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::UnboundedSender<Command>,
+    /// Reads finished jobs ([`read`]), beside the store thread.
+    pub reader: Reader,
 }
 
 impl Store {
@@ -166,6 +172,7 @@ impl Store {
     ) -> Result<(Store, Loaded), StoreError> {
         let conn = schema::open(&path)?;
         let loaded = schema::load(&conn)?;
+        let reader = Reader::new(path.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         let last_seq = loaded.last_seq;
         std::thread::Builder::new()
@@ -175,7 +182,7 @@ impl Store {
                 path,
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
-        Ok((Store { tx }, loaded))
+        Ok((Store { tx, reader }, loaded))
     }
 
     async fn exec(&self, op: Op) -> Result<Output, StoreError> {
@@ -340,7 +347,7 @@ impl Store {
     /// Errors: the commit failed (nothing is removed).
     pub async fn remove_jobs(&self, ids: Vec<String>) -> Result<u64, StoreError> {
         match self.exec(Op::RemoveJobs { ids }).await? {
-            Output::Count(n) => Ok(n),
+            Output::Removed(r) => Ok(r.len() as u64),
             _ => unreachable!("remove_jobs answers with a count"),
         }
     }
@@ -502,7 +509,7 @@ fn execute(
             Op::DropPending { session, up_to } => {
                 schema::drop_pending(&tx, session, *up_to).map(Output::Count)
             }
-            Op::RemoveJobs { ids } => schema::remove_jobs(&tx, ids).map(Output::Count),
+            Op::RemoveJobs { ids } => schema::remove_jobs(&tx, ids).map(Output::Removed),
             Op::ForgetRemoved { ids } => schema::forget_removed(&tx, ids).map(|_| Output::Done),
             Op::SetState { id, state } => schema::set_state(&tx, id, *state).map(|_| Output::Done),
             Op::SetGroupLimit { group, max } => {
@@ -586,7 +593,12 @@ fn apply(shared: &Shared, op: Op, result: &Result<Output, String>, committed: bo
                 _ => (Notification::of_job(&job, 0, String::new()), None),
             };
             if n.seq == 0 {
-                shared.jobs.lock().expect("job table poisoned").finish(*job);
+                // Not in the database as finished: the table keeps it.
+                shared
+                    .jobs
+                    .lock()
+                    .expect("job table poisoned")
+                    .finish(*job, false);
             } else {
                 shared.apply_finish(*job, n, drop);
             }
@@ -605,13 +617,12 @@ fn apply(shared: &Shared, op: Op, result: &Result<Output, String>, committed: bo
                 .expect("queues poisoned")
                 .record_dropped(&session, up_to, *n);
         }
-        (Op::RemoveJobs { ids }, Ok(_)) if committed => {
+        (Op::RemoveJobs { .. }, Ok(Output::Removed(removed))) if committed => {
             let mut jobs = shared.jobs.lock().expect("job table poisoned");
             let mut queues = shared.queues.lock().expect("queues poisoned");
-            for id in ids {
-                if let Some(job) = jobs.remove(&id) {
-                    queues.remove_job(&job.session, &id);
-                }
+            for (id, session) in removed {
+                jobs.removed(id);
+                queues.remove_job(session, id);
             }
         }
         _ => {}

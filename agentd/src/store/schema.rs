@@ -28,6 +28,12 @@
 //!     (default `'default'`), `jobs.after_ids` (JSON array of full ids, or
 //!     NULL), the state `paused`, and `job_groups`, the per-group
 //!     `max_running` set by `job.group_set` (NULL: no limit).
+//! 9 — finished jobs are served from the database, not held in memory
+//!     (docs/limits.md): indexes `jobs_session (session, ord)` and
+//!     `jobs_state (state, ord)`, so `job.list` filtered by session or
+//!     state walks its jobs newest first and a restart reads only the live
+//!     ones. `ord` (the rowid) rises with creation, so the table itself is
+//!     the created-time order.
 //!
 //! A database with a newer version is refused, never rewritten.
 
@@ -37,8 +43,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// How long the store's connection waits for a lock held by a reader
+/// (a `wal_checkpoint(TRUNCATE)` waits until no reader uses the WAL).
+pub const WRITER_BUSY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -100,6 +110,14 @@ CREATE TABLE IF NOT EXISTS dropped (
     count     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notifications_job ON notifications (job_id);
+CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session, ord);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, ord);
+";
+
+/// Version 8 to 9: indexes for serving finished jobs from the database.
+const MIGRATE_8_TO_9: &str = "
+CREATE INDEX jobs_session ON jobs (session, ord);
+CREATE INDEX jobs_state ON jobs (state, ord);
 ";
 
 /// Version 5 to 6: retention's tables and index.
@@ -194,8 +212,15 @@ pub struct ShimId {
 
 /// Everything read at start.
 pub struct Loaded {
-    /// All jobs, oldest first.
+    /// The live jobs (queued, running), oldest first.
     pub jobs: Vec<LoadedJob>,
+    /// The highest `ord` in the table (0 when it is empty).
+    pub max_ord: u64,
+    /// How many jobs the table holds, live and finished.
+    pub total: u64,
+    /// The finished jobs live ones depend on (`after`), by id, so the
+    /// run queue can judge them without holding every job.
+    pub ended_deps: std::collections::HashMap<String, Job>,
     /// Unacknowledged notifications, in `seq` order.
     pub pending: Vec<Notification>,
     /// The highest `seq` ever assigned.
@@ -245,28 +270,33 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     // pages alike), so a wiped environment leaves nothing in the file.
     conn.pragma_update(None, "secure_delete", "ON")
         .map_err(open_err)?;
+    // A wipe's checkpoint waits this long for readers to leave the WAL.
+    conn.busy_timeout(WRITER_BUSY).map_err(open_err)?;
     // Create or migrate, and stamp the version, in one transaction.
     let upgrade = match version {
         0 => format!("BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         1 => format!(
-            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_1_TO_2} {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         2 => format!(
-            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_2_TO_3} {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         3 => format!(
-            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_3_TO_4} {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         4 => format!(
-            "BEGIN; {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_4_TO_5} {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         5 => format!(
-            "BEGIN; {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_5_TO_6} {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
         6 => format!(
-            "BEGIN; {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {MIGRATE_6_TO_7} {MIGRATE_7_TO_8} {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ),
-        7 => format!("BEGIN; {MIGRATE_7_TO_8} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
+        7 => format!(
+            "BEGIN; {MIGRATE_7_TO_8} {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ),
+        8 => format!("BEGIN; {MIGRATE_8_TO_9} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"),
         _ => String::new(),
     };
     if !upgrade.is_empty() {
@@ -294,8 +324,9 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 
 /// Copies the WAL into the database and truncates it to nothing, so no
 /// frame written before (a wiped environment's included) stays in the
-/// file. SQLite's `PRAGMA wal_checkpoint(TRUNCATE)`; agentd's is the only
-/// connection, so it is never blocked by a reader.
+/// file. SQLite's `PRAGMA wal_checkpoint(TRUNCATE)`. Readers of finished
+/// jobs ([`super::read`]) hold the WAL only for one short query; the
+/// checkpoint waits for them (the writer's busy timeout, [`WRITER_BUSY`]).
 ///
 /// Errors: SQLite's (an I/O error).
 pub fn wipe_wal(conn: &Connection) -> rusqlite::Result<()> {
@@ -349,70 +380,107 @@ fn parse_state(s: &str) -> rusqlite::Result<JobState> {
     })
 }
 
-/// Reads every job and the pending notifications.
+/// The columns [`job_row`] decodes, in its order, for `SELECT … FROM jobs`.
+pub const JOB_COLUMNS: &str = "id, command, cwd, state, exit_code, signal, pid, session, label,
+    created_at, started_at, finished_at, duration_ms, timeout_secs,
+    tail_bytes, output_bytes, shim_pid, shim_start, reason, ord, sandbox, limits,
+    executor, external_id, slurm, job_group, after_ids";
+
+/// One `jobs` row selected with [`JOB_COLUMNS`]: its `ord`, the job, its
+/// notification tail size and its shim.
+///
+/// Errors: a column that does not decode (an unknown state, bad JSON).
+pub fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, Job, u64, Option<ShimId>)> {
+    let id: String = r.get(0)?;
+    let job = Job {
+        short_id: id[..8.min(id.len())].to_string(),
+        id,
+        command: r.get(1)?,
+        cwd: r.get(2)?,
+        state: parse_state(&r.get::<_, String>(3)?)?,
+        exit_code: r.get(4)?,
+        signal: r.get(5)?,
+        pid: r.get(6)?,
+        session: r.get(7)?,
+        label: r.get(8)?,
+        created_at: r.get(9)?,
+        started_at: r.get(10)?,
+        finished_at: r.get(11)?,
+        duration_ms: r.get::<_, Option<i64>>(12)?.map(|d| d as u64),
+        timeout_secs: r.get(13)?,
+        output_bytes: r.get::<_, i64>(15)? as u64,
+        reason: r.get(18)?,
+        sandbox: json_column(r, 20)?,
+        limits: json_column(r, 21)?,
+        executor: match r.get::<_, Option<String>>(22)? {
+            Some(e) => e.parse().map_err(|e: String| {
+                rusqlite::Error::FromSqlConversionFailure(22, rusqlite::types::Type::Text, e.into())
+            })?,
+            None => Executor::Local,
+        },
+        external_id: r.get(23)?,
+        slurm: json_column(r, 24)?,
+        group: r.get(25)?,
+        after: json_column(r, 26)?.unwrap_or_default(),
+    };
+    let shim = match (r.get::<_, Option<i64>>(16)?, r.get::<_, Option<i64>>(17)?) {
+        (Some(pid), Some(start)) => Some(ShimId {
+            pid: pid as u32,
+            start: start as u64,
+        }),
+        _ => None,
+    };
+    Ok((
+        r.get::<_, i64>(19)? as u64,
+        job,
+        r.get::<_, i64>(14)? as u64,
+        shim,
+    ))
+}
+
+/// The states a job is live in (not finished), as an SQL list: `'queued',
+/// 'running'`. Built from [`JobState::ALL`], so a new live state is
+/// included.
+pub fn live_states_sql() -> String {
+    states_sql(JobState::ALL.into_iter().filter(|s| !s.is_finished()))
+}
+
+/// The finished states, as an SQL list (see [`live_states_sql`]).
+pub fn finished_states_sql() -> String {
+    states_sql(JobState::ALL.into_iter().filter(|s| s.is_finished()))
+}
+
+/// States as an SQL list of string literals (their wire names hold no
+/// quote).
+pub fn states_sql(states: impl IntoIterator<Item = JobState>) -> String {
+    states
+        .into_iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads what a starting agentd holds in memory: the live (queued,
+/// running) jobs, the pending notifications, the drops and removals not
+/// finished, and counters. Finished jobs stay in the database
+/// ([`super::read`]); this reads none of them.
 ///
 /// Errors: SQLite errors, or a row that does not decode.
 pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
-    // Column 3 is where `env` was before version 4; the environments are
-    // read from `job_env` below.
-    let mut stmt = conn.prepare(
-        "SELECT id, command, cwd, NULL, state, exit_code, signal, pid, session, label,
-                created_at, started_at, finished_at, duration_ms, timeout_secs,
-                tail_bytes, output_bytes, shim_pid, shim_start, reason, ord, sandbox, limits,
-                executor, external_id, slurm,
-                job_group, after_ids
-         FROM jobs ORDER BY ord",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({}) ORDER BY ord",
+        live_states_sql()
+    ))?;
     let jobs = stmt
         .query_map([], |r| {
-            let id: String = r.get(0)?;
+            let (ord, job, tail_bytes, shim) = job_row(r)?;
             Ok(LoadedJob {
-                ord: r.get::<_, i64>(20)? as u64,
-                job: Job {
-                    short_id: id[..8.min(id.len())].to_string(),
-                    id,
-                    command: r.get(1)?,
-                    cwd: r.get(2)?,
-                    state: parse_state(&r.get::<_, String>(4)?)?,
-                    exit_code: r.get(5)?,
-                    signal: r.get(6)?,
-                    pid: r.get(7)?,
-                    session: r.get(8)?,
-                    label: r.get(9)?,
-                    created_at: r.get(10)?,
-                    started_at: r.get(11)?,
-                    finished_at: r.get(12)?,
-                    duration_ms: r.get::<_, Option<i64>>(13)?.map(|d| d as u64),
-                    timeout_secs: r.get(14)?,
-                    output_bytes: r.get::<_, i64>(16)? as u64,
-                    reason: r.get(19)?,
-                    sandbox: json_column(r, 21)?,
-                    limits: json_column(r, 22)?,
-                    executor: match r.get::<_, Option<String>>(23)? {
-                        Some(e) => e.parse().map_err(|e: String| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                23,
-                                rusqlite::types::Type::Text,
-                                e.into(),
-                            )
-                        })?,
-                        None => Executor::Local,
-                    },
-                    external_id: r.get(24)?,
-                    slurm: json_column(r, 25)?,
-                    group: r.get(26)?,
-                    after: json_column(r, 27)?.unwrap_or_default(),
-                },
-                tail_bytes: r.get::<_, i64>(15)? as u64,
+                ord,
+                job,
+                tail_bytes,
                 env: None,
                 env_not_kept: false,
-                shim: match (r.get::<_, Option<i64>>(17)?, r.get::<_, Option<i64>>(18)?) {
-                    (Some(pid), Some(start)) => Some(ShimId {
-                        pid: pid as u32,
-                        start: start as u64,
-                    }),
-                    _ => None,
-                },
+                shim,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -465,8 +533,30 @@ pub fn load(conn: &Connection) -> Result<Loaded, StoreError> {
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    let max_ord: Option<i64> = conn.query_row("SELECT MAX(ord) FROM jobs", [], |r| r.get(0))?;
+    let total: i64 =
+        conn.query_row("SELECT COUNT(*) FROM jobs INDEXED BY jobs_state", [], |r| {
+            r.get(0)
+        })?;
+    let mut ended_deps = std::collections::HashMap::new();
+    {
+        let live: std::collections::HashSet<&str> =
+            jobs.iter().map(|l| l.job.id.as_str()).collect();
+        let mut stmt = conn.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?;
+        for dep in jobs.iter().flat_map(|l| &l.job.after) {
+            if live.contains(dep.as_str()) || ended_deps.contains_key(dep) {
+                continue;
+            }
+            if let Some((_, job, ..)) = stmt.query_row([dep], job_row).optional()? {
+                ended_deps.insert(dep.clone(), job);
+            }
+        }
+    }
     Ok(Loaded {
         jobs,
+        ended_deps,
+        max_ord: max_ord.unwrap_or(0) as u64,
+        total: total as u64,
         pending,
         last_seq: last_seq.unwrap_or(0) as u64,
         removing,
@@ -688,13 +778,17 @@ pub fn drop_pending(conn: &Connection, session: &str, up_to: u64) -> rusqlite::R
 }
 
 /// Deletes jobs' rows and notifications and records their ids in
-/// `removing`; returns how many rows were deleted.
-pub fn remove_jobs(conn: &Connection, ids: &[String]) -> rusqlite::Result<u64> {
-    let mut removed = 0;
+/// `removing`; returns the jobs whose rows were deleted: id and session.
+pub fn remove_jobs(conn: &Connection, ids: &[String]) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut removed = Vec::new();
     for id in ids {
-        removed += conn
-            .prepare_cached("DELETE FROM jobs WHERE id = ?1")?
-            .execute(params![id])? as u64;
+        let session: Option<String> = conn
+            .prepare_cached("DELETE FROM jobs WHERE id = ?1 RETURNING session")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        if let Some(session) = session {
+            removed.push((id.clone(), session));
+        }
         conn.prepare_cached("DELETE FROM notifications WHERE job_id = ?1")?
             .execute(params![id])?;
         conn.prepare_cached("DELETE FROM job_env WHERE job_id = ?1")?

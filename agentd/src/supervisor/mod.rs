@@ -148,9 +148,15 @@ pub async fn start(
         job.started_at.clone().unwrap_or_default(),
         spawned.shim,
     );
+    // Still in the table: only this function's supervising task, spawned
+    // below, can end it.
+    if let Some(entry) = daemon
+        .shared
+        .jobs
+        .lock()
+        .expect("job table poisoned")
+        .get_mut(idx)
     {
-        let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-        let entry = jobs.entry_mut(idx);
         entry.job.pid = job.pid;
         entry.job.started_at = job.started_at.clone();
         entry.started = Some(started.into_std());
@@ -456,7 +462,7 @@ async fn finish_one(daemon: &Daemon, mut job: Job, started: Option<Instant>) {
     }
     let tail_bytes = {
         let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-        jobs.resolve(&job.id)
+        jobs.by_id(&job.id)
             .map(|i| jobs.entry(i).tail_bytes)
             .unwrap_or(0)
     };

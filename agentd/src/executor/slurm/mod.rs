@@ -118,9 +118,10 @@ pub async fn start(
     job.state = JobState::Queued;
     {
         let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-        let entry = jobs.entry_mut(idx);
-        entry.job.external_id = job.external_id.clone();
-        entry.job.state = JobState::Queued;
+        if let Some(entry) = jobs.get_mut(idx) {
+            entry.job.external_id = job.external_id.clone();
+            entry.job.state = JobState::Queued;
+        }
     }
     watch_job(daemon, job, control);
 }
@@ -289,7 +290,7 @@ async fn set_state(daemon: &Daemon, job: &mut Job, state: JobState) {
     }
     {
         let mut jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-        if let Ok(idx) = jobs.resolve(&job.id) {
+        if let Some(idx) = jobs.by_id(&job.id) {
             let entry = jobs.entry_mut(idx);
             entry.job.state = state;
             entry.job.started_at = job.started_at.clone();
