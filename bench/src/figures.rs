@@ -88,7 +88,7 @@ fn submit(command: &str, session: &str) -> SubmitParams {
 
 /// Submits `n` jobs of `true` in `session` on one connection, all in
 /// flight at once (pipelined), and returns once every reply has arrived.
-async fn submit_pipelined(client: &Arc<Client>, n: usize, session: &str) -> anyhow::Result<()> {
+pub async fn submit_pipelined(client: &Arc<Client>, n: usize, session: &str) -> anyhow::Result<()> {
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..n {
         let client = client.clone();

@@ -62,6 +62,9 @@ struct Args {
     /// Only the dependency-chain figure (no pueue needed); prints the row
     #[arg(long)]
     only_queue: bool,
+    /// How long the steady load runs, in seconds [default: 120, 5 with --quick]
+    #[arg(long, value_name = "SECS")]
+    steady_secs: Option<u64>,
 }
 
 /// The workspace root (this crate lives in `bench/`).
@@ -152,7 +155,13 @@ fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::
     step("pipelined burst");
     rows.push(rt.block_on(figures::burst(&client, sizes))?);
     step("steady load");
-    rows.push(rt.block_on(steady::steady(&agentd, &client, 10, sizes.steady))?);
+    rows.push(rt.block_on(steady::steady(
+        &agentd,
+        &client,
+        10,
+        sizes.steady,
+        Some(10_000),
+    ))?);
     step("big output");
     rows.push(rt.block_on(figures::big_output(&agentd, &client, sizes))?);
     step("capped output");
@@ -205,11 +214,14 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     if cfg!(debug_assertions) {
         eprintln!("agentd-bench: a debug build measures debug binaries; use --release for numbers");
     }
-    let sizes = if args.quick {
+    let mut sizes = if args.quick {
         Sizes::QUICK
     } else {
         Sizes::FULL
     };
+    if let Some(secs) = args.steady_secs {
+        sizes.steady = std::time::Duration::from_secs(secs);
+    }
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir
             .canonicalize()
@@ -263,7 +275,13 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     rows.push(rt.block_on(figures::burst(&client, sizes))?);
     rows.push(rt.block_on(figures::list_all(&agentd, &client, sizes))?);
     step("steady load");
-    rows.push(rt.block_on(steady::steady(&agentd, &client, 10, sizes.steady))?);
+    rows.push(rt.block_on(steady::steady(
+        &agentd,
+        &client,
+        10,
+        sizes.steady,
+        (!args.quick).then_some(10_000),
+    ))?);
     step("sandbox set-up");
     let cwd = tmp.path().display().to_string();
     rows.push(rt.block_on(sandbox::submit_round_trip(&client, sizes.cli_samples, &cwd))?);

@@ -9,8 +9,9 @@ use crate::agentd_side::Agentd;
 use crate::procfs;
 use crate::report::{Row, bytes};
 use agentd_proto::Client;
-use agentd_proto::methods::{DrainParams, JobSubmit, NotificationsDrain, SubmitParams};
+use agentd_proto::methods::{DaemonInfo, DrainParams, JobSubmit, NotificationsDrain, SubmitParams};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One sample: jobs submitted so far, RSS, database bytes, state dir
@@ -75,13 +76,28 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 /// a second; returns the slopes of RSS, database size and state dir
 /// entries per job. Target: each under 5 % of what a job cost when
 /// nothing was ever removed (issue 11: 1.1 KB of RSS, 8.8 KB of disk and 3
-/// inodes per job).
+/// inodes per job). With `fill_to`, the table is first filled (pipelined
+/// `true` jobs) to that many jobs, so that the default retention's
+/// `max_finished_jobs` (10,000) is reached before the measurement.
 pub async fn steady(
     agentd: &Agentd,
-    client: &Client,
+    client: &Arc<Client>,
     rate: u32,
     length: Duration,
+    fill_to: Option<usize>,
 ) -> anyhow::Result<Row> {
+    if let Some(total) = fill_to {
+        let have = client
+            .call::<DaemonInfo>(&Default::default())
+            .await?
+            .jobs
+            .total as usize;
+        let more = total.saturating_sub(have);
+        if more > 0 {
+            crate::figures::submit_pipelined(client, more, "steady-fill").await?;
+            crate::figures::await_notifications(client, "steady-fill", more).await?;
+        }
+    }
     let n = (f64::from(rate) * length.as_secs_f64()) as usize;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
     let drain = || async {
