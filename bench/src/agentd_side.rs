@@ -3,7 +3,7 @@
 //! when dropped.
 
 use agentd_proto::Client;
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -128,6 +128,21 @@ impl Agentd {
     /// The state dir (`AGENTD_STATE_DIR`): the database and job output.
     pub fn state_dir(&self) -> &Path {
         &self.paths.state_dir
+    }
+
+    /// Stops the daemon (`agentctl daemon stop`, its jobs kept) and waits
+    /// for it to exit, so its database can be written by others.
+    ///
+    /// Errors: agentctl cannot run, or agentd does not exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let out = self.agentctl().args(["daemon", "stop"]).output()?;
+        ensure!(
+            out.status.success(),
+            "agentctl daemon stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.child.wait()?;
+        Ok(())
     }
 
     /// `agentctl ARGS…` against this daemon.

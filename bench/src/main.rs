@@ -11,6 +11,7 @@
 
 mod agentd_side;
 mod figures;
+mod history;
 mod integrations;
 mod procfs;
 mod pueue_side;
@@ -65,6 +66,10 @@ struct Args {
     /// How long the steady load runs, in seconds [default: 120, 5 with --quick]
     #[arg(long, value_name = "SECS")]
     steady_secs: Option<u64>,
+    /// Only the long-history figures (1,000,000 finished jobs, 20,000
+    /// with --quick; no pueue needed); prints the rows
+    #[arg(long)]
+    only_history: bool,
 }
 
 /// The workspace root (this crate lives in `bench/`).
@@ -188,6 +193,25 @@ fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::
     Ok(rows.iter().all(report::Row::met))
 }
 
+/// Runs the long-history figures alone and prints them; true when their
+/// targets were met.
+fn only_history(bin_dir: &Path, sizes: history::HistorySizes) -> anyhow::Result<bool> {
+    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
+    let rows = history::figures(bin_dir, &tmp.path().join("history"), sizes)?;
+    let header = format!(
+        "Long history only, {}; agentd {} (release build); command: `cargo run --release -p agentd-bench -- --only-history{}`. Medians.",
+        procfs::machine(),
+        env!("CARGO_PKG_VERSION"),
+        if sizes.jobs < history::HistorySizes::FULL.jobs {
+            " --quick"
+        } else {
+            ""
+        },
+    );
+    print!("{}", report::table(&rows, &header));
+    Ok(rows.iter().all(report::Row::met))
+}
+
 /// Runs the dependency-chain figure alone against a fresh agentd and
 /// prints it; true when its target was met.
 fn only_queue(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
@@ -236,6 +260,14 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     }
     if args.only_queue {
         return only_queue(&bin_dir, sizes);
+    }
+    let history_sizes = if args.quick {
+        history::HistorySizes::QUICK
+    } else {
+        history::HistorySizes::FULL
+    };
+    if args.only_history {
+        return only_history(&bin_dir, history_sizes);
     }
     let pueue_root = args
         .pueue_root
@@ -315,6 +347,14 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     )?;
     let client = rt.block_on(capped.client())?;
     rows.push(rt.block_on(figures::capped_output(&capped, &client, sizes))?);
+    drop(client);
+    drop(capped);
+    step("long history");
+    rows.extend(history::figures(
+        &bin_dir,
+        &tmp.path().join("history"),
+        history_sizes,
+    )?);
 
     let date = time::OffsetDateTime::now_utc().date();
     let header = format!(
