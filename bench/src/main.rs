@@ -18,6 +18,7 @@ mod pueue_side;
 mod queue;
 mod report;
 mod sandbox;
+mod slurm;
 mod stats;
 mod steady;
 
@@ -70,6 +71,10 @@ struct Args {
     /// with --quick; no pueue needed); prints the rows
     #[arg(long)]
     only_history: bool,
+    /// Only the Slurm executor's figures (a test cluster is started; no
+    /// pueue needed); prints the rows
+    #[arg(long)]
+    only_slurm: bool,
 }
 
 /// The workspace root (this crate lives in `bench/`).
@@ -233,6 +238,26 @@ fn only_queue(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
     Ok(rows.iter().all(report::Row::met))
 }
 
+/// Slurm figures' samples: each job takes about a second.
+fn slurm_samples(sizes: Sizes) -> usize {
+    (sizes.latency_samples / 2).max(4)
+}
+
+/// Runs the Slurm figures alone and prints them; true when their targets
+/// were met (or Slurm is not here: skipped, said on stderr).
+fn only_slurm(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
+    let rows = slurm::figures(bin_dir, slurm_samples(sizes), sizes.idle * 3)?;
+    let header = format!(
+        "Slurm executor only, {}; agentd {} (release build) and a one-node Slurm of tests/slurm/cluster.sh; command: `cargo run --release -p agentd-bench -- --only-slurm`. Medians.",
+        procfs::machine(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    if !rows.is_empty() {
+        print!("{}", report::table(&rows, &header));
+    }
+    Ok(rows.iter().all(report::Row::met))
+}
+
 /// Runs every figure; true when every target was met.
 fn run(args: &Args) -> anyhow::Result<bool> {
     if cfg!(debug_assertions) {
@@ -268,6 +293,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     };
     if args.only_history {
         return only_history(&bin_dir, history_sizes);
+    }
+    if args.only_slurm {
+        return only_slurm(&bin_dir, sizes);
     }
     let pueue_root = args
         .pueue_root
@@ -333,6 +361,12 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     )?);
     step("big output");
     rows.push(rt.block_on(figures::big_output(&agentd, &client, sizes))?);
+    step("Slurm executor");
+    rows.extend(slurm::figures(
+        &bin_dir,
+        slurm_samples(sizes),
+        sizes.idle * 3,
+    )?);
     step("capped output");
     drop(client);
     drop(agentd);

@@ -277,22 +277,22 @@ impl Store {
     /// Records that a job was handed to another executor (Slurm) under
     /// `external_id`, and its start time once known; the job counts as
     /// running from then on (a restarted agentd re-adopts it by that id).
-    /// Returns once committed.
-    ///
-    /// Errors: the commit failed.
-    pub async fn mark_submitted(
+    /// Not awaited: a later write of the same job is committed after it,
+    /// as the channel keeps order.
+    pub fn mark_submitted_later(
         &self,
         id: String,
         external_id: String,
         started_at: Option<String>,
-    ) -> Result<(), StoreError> {
-        self.exec(Op::MarkSubmitted {
-            id,
-            external_id,
-            started_at,
-        })
-        .await
-        .map(|_| ())
+    ) {
+        let _ = self.tx.send(Command {
+            op: Op::MarkSubmitted {
+                id,
+                external_id,
+                started_at,
+            },
+            reply: None,
+        });
     }
 
     /// Records a job's end and its notification in one transaction; after

@@ -86,7 +86,19 @@ pub async fn start(
 ) {
     let log = daemon.output_path(&job.id);
     let env_file = submit::env_path(&log);
-    let submitted = submit(daemon, &job, env, &log, &env_file).await;
+    // A job recorded before this agentd started may have been submitted by
+    // the agentd before, which stopped before recording the Slurm id.
+    let earlier = match job.created_at < daemon.started_at {
+        true => daemon.slurm.submitted_earlier(daemon, &job).await,
+        false => None,
+    };
+    let submitted = match earlier {
+        Some(id) => {
+            tracing::warn!(job = %job.short_id, slurm_id = %id, "the job was submitted to Slurm by an agentd that stopped before recording it; not submitting it again");
+            Ok(id)
+        }
+        None => submit(daemon, &job, env, &log, &env_file).await,
+    };
     let external_id = match submitted {
         Ok(id) => id,
         Err(reason) => {
@@ -106,13 +118,12 @@ pub async fn start(
         }
     };
     tracing::debug!(job = %job.short_id, slurm_id = %external_id, "submitted to Slurm");
-    if let Err(e) = daemon
+    // Not awaited (one commit less on the way to the reply, as a local
+    // job's start): later writes of this job are committed after it, and a
+    // restart before it commits finds the job by its `--comment`.
+    daemon
         .store
-        .mark_submitted(job.id.clone(), external_id.clone(), None)
-        .await
-    {
-        tracing::error!(job = %job.short_id, slurm_id = %external_id, "cannot record the Slurm job id durably; a restart of agentd would lose track of the job: {e}");
-    }
+        .mark_submitted_later(job.id.clone(), external_id.clone(), None);
     job.external_id = Some(external_id);
     // Slurm's first state is PENDING: queued until it is seen running.
     job.state = JobState::Queued;
@@ -299,17 +310,12 @@ async fn set_state(daemon: &Daemon, job: &mut Job, state: JobState) {
             }
         }
     }
-    if first_start
-        && let Err(e) = daemon
-            .store
-            .mark_submitted(
-                job.id.clone(),
-                job.external_id.clone().unwrap_or_default(),
-                job.started_at.clone(),
-            )
-            .await
-    {
-        tracing::error!(job = %job.short_id, "cannot record the Slurm job's start: {e}");
+    if first_start {
+        daemon.store.mark_submitted_later(
+            job.id.clone(),
+            job.external_id.clone().unwrap_or_default(),
+            job.started_at.clone(),
+        );
     }
 }
 

@@ -192,6 +192,23 @@ mod tests {
     }
 
     #[test]
+    fn a_jobcomp_record_as_slurm_22_writes_it_gives_the_end() {
+        // A line of jobcomp/filetxt (Slurm 22.05), as written for a job
+        // that exited 3.
+        let line = "JobId=1 UserId=root(0) GroupId=root(0) Name=t1 JobState=FAILED Partition=debug \
+                    TimeLimit=UNLIMITED StartTime=2026-12-02T01:55:04 EndTime=2026-12-02T01:55:04 \
+                    NodeList=vm NodeCnt=1 ProcCnt=1 WorkDir=/tmp ReservationName= \
+                    Tres=cpu=1,mem=24105M,node=1,billing=1 Account= QOS= WcKey= Cluster=unknown \
+                    SubmitTime=2026-12-02T01:55:02 EligibleTime=2026-12-02T01:55:02 \
+                    DerivedExitCode=0:0 ExitCode=3:0 ";
+        let f = fields(line);
+        assert_eq!(f.get("Name"), Some(&"t1"));
+        let e = Ended::from_fields(&f).unwrap();
+        assert_eq!((e.exit_code, e.signal, e.run_ms), (Some(3), None, Some(0)));
+        assert_eq!(outcome(&e, false).0, JobState::Failed);
+    }
+
+    #[test]
     fn states_map_as_the_design_says() {
         let end = |s: &str| Ended {
             state: s.into(),

@@ -106,6 +106,13 @@ pub fn job_name(job: &Job) -> String {
     }
 }
 
+/// The `--comment` that names the agentd job a Slurm job runs:
+/// `agentd:<job id>`. A restarted agentd finds by it a job it had
+/// submitted without recording the Slurm id yet.
+pub fn comment(job: &Job) -> String {
+    format!("agentd:{}", job.id)
+}
+
 /// Minutes for `--time`: Slurm counts whole minutes, so seconds are
 /// rounded up (at least 1).
 pub fn minutes(secs: f64) -> u64 {
@@ -126,6 +133,7 @@ pub fn args(config: &SlurmConfig, job: &Job, log: &Path) -> Vec<String> {
         "--open-mode=append".to_string(),
         "--no-requeue".to_string(),
         "--export=ALL".to_string(),
+        format!("--comment={}", comment(job)),
     ];
     let time = opts.time_limit_secs.map(|s| s as f64).or(job.timeout_secs);
     if let Some(t) = time {

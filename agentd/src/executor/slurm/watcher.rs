@@ -47,6 +47,9 @@ pub struct Slurm {
     wake: Notify,
     /// Where the jobcomp records are, once asked (`None`: not a file).
     jobcomp: OnceCell<Option<PathBuf>>,
+    /// The Slurm jobs of this user that Slurm knew when first asked after
+    /// this agentd started, by `--comment` (see [`Slurm::submitted_earlier`]).
+    known_at_start: OnceCell<HashMap<String, String>>,
 }
 
 impl Slurm {
@@ -60,6 +63,36 @@ impl Slurm {
             .insert(id.to_string(), Followed { seen, name });
         self.wake.notify_one();
         rx
+    }
+
+    /// The Slurm id of a job an earlier agentd submitted (its `--comment`
+    /// names `job`) but did not record; `None` when Slurm knows no such
+    /// job. Asks Slurm once per agentd run (`squeue -t all --me`), and only
+    /// for jobs recorded before this agentd started.
+    pub async fn submitted_earlier(
+        &self,
+        daemon: &Daemon,
+        job: &agentd_proto::Job,
+    ) -> Option<String> {
+        let known = self
+            .known_at_start
+            .get_or_init(|| async {
+                let args = ["-t", "all", "-h", "--me", "-o", "%i|%k"].map(String::from);
+                match command::run(&daemon.config.slurm, "squeue", &args, None, QUERY_TIMEOUT).await
+                {
+                    Ok(out) if out.success => out
+                        .stdout
+                        .lines()
+                        .filter_map(|l| {
+                            let (id, comment) = l.trim().split_once('|')?;
+                            Some((comment.to_string(), id.to_string()))
+                        })
+                        .collect(),
+                    _ => HashMap::new(),
+                }
+            })
+            .await;
+        known.get(&super::submit::comment(job)).cloned()
     }
 
     /// Stops following Slurm job `id` (its end is being recorded).
