@@ -493,7 +493,14 @@ pub struct NotificationsResult {
     pub more: bool,
     /// How many older notifications of the session were dropped, unread,
     /// because it held more than `[retention] max_pending_per_session`.
-    /// Reported until an ack (or drain) covers them.
+    /// Reported until an ack (or drain) covers them: an ack with
+    /// `up_to_seq` at or past `dropped_up_to_seq`.
     #[serde(default)]
     pub dropped: u64,
+    /// The highest `seq` among the `dropped` notifications (absent when
+    /// `dropped` is 0). A client that told its user of the drop acks up to
+    /// at least this `seq`, which clears `dropped` even when no
+    /// notification is pending any more (their jobs were removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_up_to_seq: Option<u64>,
 }

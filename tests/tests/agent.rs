@@ -12,7 +12,7 @@
 //! background results and before acking them.
 
 use agentd_proto::JobState;
-use agentd_proto::methods::{IdParams, JobGet};
+use agentd_proto::methods::{IdParams, JobGet, NotificationsPeek, PeekParams};
 use agentd_tests::agent_world::{ANTHROPIC_KEY as KEY, OPENAI_KEY, World, tool_results};
 use agentd_tests::fake_llm::Reply;
 use agentd_tests::{release, run};
@@ -315,6 +315,53 @@ fn check_and_kill_background_report_and_end_the_job() {
         agentd_tests::group_members(job.pid.unwrap()).is_empty(),
         "the process group is gone"
     );
+}
+
+#[test]
+fn a_drop_whose_kept_results_were_removed_is_told_once_also_across_a_crash() {
+    let mut w = World::new(Vec::new());
+    drop(w.daemon.take());
+    w.env
+        .write_agentd_config("[retention]\nmax_pending_per_session = 1\n");
+    w.daemon = Some(w.env.start_daemon());
+    let c = w.client();
+    w.rt.block_on(agentd_tests::rpc::run_in(&c, "d", "echo dropped"));
+    let kept =
+        w.rt.block_on(agentd_tests::rpc::run_in(&c, "d", "echo kept"));
+    let (code, _, err) = run(w.cmd().args(["rm", &kept.short_id]));
+    assert_eq!(code, 0, "{err}");
+    let line = "1 earlier background results were dropped unread";
+
+    // Dies after writing the message that tells the drop, before the ack.
+    let (code, _, err) = run(w.cmd().env("AGENTCTL_TEST_CRASH_AFTER_PERSIST", "1").args([
+        "ask",
+        "--session",
+        "d",
+        "first",
+    ]));
+    assert_eq!(code, 86, "{err}");
+
+    w.llm.push(vec![Reply::text("ok"), Reply::text("ok")]);
+    let (code, _, err) = w.ask("d", "second");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = w.ask("d", "third");
+    assert_eq!(code, 0, "{err}");
+    let reqs = w.llm.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(messages_text(&reqs[0]).matches(line).count(), 1);
+    assert_eq!(
+        messages_text(&reqs[1]).matches(line).count(),
+        1,
+        "told once, not again with every turn"
+    );
+    assert_eq!(last_user_texts(&reqs[1]), vec!["third".to_string()]);
+    let page =
+        w.rt.block_on(c.call::<NotificationsPeek>(&PeekParams {
+            session: Some("d".into()),
+            ..Default::default()
+        }))
+        .unwrap();
+    assert_eq!(page.dropped, 0, "the ack cleared the drop");
 }
 
 #[test]

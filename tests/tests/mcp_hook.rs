@@ -250,6 +250,39 @@ async fn results_dropped_by_the_pending_cap_are_told_to_the_model_once() {
 }
 
 #[tokio::test]
+async fn a_drop_is_told_once_when_the_kept_results_were_removed_unread() {
+    let env = TestEnv::new();
+    env.write_agentd_config("[retention]\nmax_pending_per_session = 1\n");
+    let daemon = env.start_daemon();
+    let client = daemon.client().await;
+    rpc::run_in(&client, "claude-rm", "echo old").await;
+    let kept = rpc::run_in(&client, "claude-rm", "echo kept").await;
+    let (code, _, err) = run(env.agentctl().args(["rm", &kept.short_id]));
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = hook(&env, "claude-code", &prompt_event("rm"));
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    assert_eq!(
+        answer["hookSpecificOutput"]["additionalContext"],
+        "<background-results>\n1 earlier background results were dropped unread: too many were \
+         waiting (agentd's [retention] max_pending_per_session).\n</background-results>"
+    );
+    assert_eq!(
+        hook(&env, "claude-code", &prompt_event("rm")),
+        (0, String::new(), String::new())
+    );
+    let page = client
+        .call::<NotificationsPeek>(&PeekParams {
+            session: Some("claude-rm".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((page.notifications.len(), page.dropped), (0, 0));
+}
+
+#[tokio::test]
 async fn a_drop_is_told_even_when_every_kept_result_was_seen_already() {
     let env = TestEnv::new();
     env.write_agentd_config("[retention]\nmax_pending_per_session = 1\n");

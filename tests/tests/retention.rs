@@ -236,6 +236,68 @@ async fn the_pending_cap_drops_the_oldest_and_the_next_peek_says_how_many() {
     assert_eq!((page.notifications.len(), page.dropped), (0, 0));
 }
 
+#[tokio::test]
+async fn a_drop_whose_remaining_results_were_removed_is_told_once_and_then_cleared() {
+    let env = TestEnv::new();
+    env.write_agentd_config("[retention]\nmax_pending_per_session = 3\n");
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let mut kept = Vec::new();
+    for i in 0..5 {
+        let job = submit(&c, &format!("echo {i}")).await;
+        wait(&c, &job.id).await;
+        kept.push(job);
+    }
+    // The three results the cap kept are removed unread: nothing is left
+    // to ack, but the drop of the other two is still to be told.
+    for job in &kept[2..] {
+        let (code, _, err) = run(env.agentctl().args(["rm", &job.short_id]));
+        assert_eq!(code, 0, "{err}");
+    }
+    let page = c
+        .call::<NotificationsPeek>(&PeekParams::default())
+        .await
+        .unwrap();
+    assert_eq!((page.notifications.len(), page.dropped), (0, 2));
+    let drop_seq = page.dropped_up_to_seq.expect("the drop's seq is reported");
+
+    // `agentctl notifications` only looks; `drain` tells and consumes.
+    let (_, _, err) = run(env.agentctl().arg("notifications"));
+    assert!(err.contains("2 older notifications were dropped"), "{err}");
+    let (code, out, err) = run(env.agentctl().arg("drain"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "");
+    assert!(err.contains("2 older notifications were dropped"), "{err}");
+    let (code, _, err) = run(env.agentctl().arg("drain"));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("dropped"), "told twice: {err}");
+    let page = c
+        .call::<NotificationsPeek>(&PeekParams::default())
+        .await
+        .unwrap();
+    assert_eq!((page.dropped, page.dropped_up_to_seq), (0, None));
+
+    // Cleared for good: a restart reloads no drop.
+    drop(c);
+    daemon.kill9();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let page = c
+        .call::<NotificationsPeek>(&PeekParams::default())
+        .await
+        .unwrap();
+    assert_eq!((page.notifications.len(), page.dropped), (0, 0));
+    // The seqs go on above the drop's: an ack there never reaches a new
+    // result.
+    let job = submit(&c, "echo after").await;
+    wait(&c, &job.id).await;
+    let page = c
+        .call::<NotificationsPeek>(&PeekParams::default())
+        .await
+        .unwrap();
+    assert!(page.notifications[0].seq > drop_seq);
+}
+
 /// Counts from the database and the jobs dir (`jobs/<id>.log`): jobs, jobs
 /// lacking a notification or output, notifications and output without a
 /// job, ids still to be deleted.

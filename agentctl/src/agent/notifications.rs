@@ -26,18 +26,24 @@ pub struct Gathered {
     pub max_seq: Option<u64>,
     /// How many older results agentd dropped unread (the session held more
     /// than `[retention] max_pending_per_session`): the model is told.
+    /// 0 when it was told already (`told_drops`).
     pub dropped: u64,
+    /// The `dropped_up_to_seq` of those drops, when `dropped` is not 0.
+    pub dropped_seq: Option<u64>,
 }
 
-/// Peeks the session's pending notifications and sorts them: those at or
-/// below `delivered_seq` are acked at once (an earlier run persisted them);
-/// those of `fg_jobs` are skipped; the rest are to be delivered.
+/// Peeks the session's pending notifications and sorts them: those of
+/// `handled` jobs (the transcript has them) are skipped; the rest are to be
+/// delivered. Drops agentd reports are to be told unless `told_drops` (the
+/// transcript's) has them; either way [`Gathered::max_seq`] covers them,
+/// so the ack clears them even with no notification pending.
 ///
 /// Errors: agentd errors.
 pub async fn gather(
     client: &Client,
     session: &str,
     handled: &HashSet<String>,
+    told_drops: &HashSet<u64>,
 ) -> anyhow::Result<Gathered> {
     let peeked = client
         .call::<NotificationsPeek>(&PeekParams {
@@ -47,9 +53,16 @@ pub async fn gather(
         })
         .await?;
     let mut out = Gathered {
-        dropped: peeked.dropped,
+        max_seq: peeked.dropped_up_to_seq,
         ..Gathered::default()
     };
+    if let Some(seq) = peeked.dropped_up_to_seq
+        && peeked.dropped > 0
+        && !told_drops.contains(&seq)
+    {
+        out.dropped = peeked.dropped;
+        out.dropped_seq = Some(seq);
+    }
     for n in peeked.notifications {
         out.max_seq = Some(out.max_seq.map_or(n.seq, |m| m.max(n.seq)));
         if !handled.contains(&n.job_id) {

@@ -203,22 +203,23 @@ async fn pending_count(client: &Client, name: &str) -> anyhow::Result<usize> {
     }
 }
 
-/// Acks every pending notification of the session; returns how many.
+/// Acks every pending notification of the session, and its drops;
+/// returns how many notifications.
 async fn clear_pending(client: &Client, name: &str) -> anyhow::Result<usize> {
     let mut cleared = 0;
     loop {
-        let peeked = client
+        let page = client
             .call::<NotificationsPeek>(&PeekParams {
                 session: Some(name.to_string()),
                 after_seq: None,
                 max: None,
             })
-            .await?
-            .notifications;
-        let Some(up_to_seq) = peeked.iter().map(|n| n.seq).max() else {
+            .await?;
+        let last = page.notifications.iter().map(|n| n.seq).max();
+        let Some(up_to_seq) = last.max(page.dropped_up_to_seq) else {
             return Ok(cleared);
         };
-        cleared += peeked.len();
+        cleared += page.notifications.len();
         client
             .call::<NotificationsAck>(&AckParams {
                 session: Some(name.to_string()),

@@ -87,6 +87,11 @@ pub struct Message {
     /// Full ids of jobs whose notification this message delivers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bg_jobs: Vec<String>,
+    /// The `dropped_up_to_seq` of the drops this message told the model
+    /// of (agentd's pending cap dropped results unread), so a run that
+    /// died before its ack does not tell them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bg_dropped_seq: Option<u64>,
     /// Full ids of jobs whose result this message gave as a `bash` tool
     /// result; their notifications are acked without being shown again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -160,6 +165,7 @@ impl Message {
             content,
             bg_seq: None,
             bg_jobs: Vec::new(),
+            bg_dropped_seq: None,
             fg_jobs: Vec::new(),
             usage: None,
         }
@@ -358,6 +364,14 @@ impl Transcript {
         self.messages
             .iter()
             .flat_map(|m| m.bg_jobs.iter().chain(&m.fg_jobs).cloned())
+            .collect()
+    }
+
+    /// The drops (their `dropped_up_to_seq`) the model was told of.
+    pub fn told_drops(&self) -> HashSet<u64> {
+        self.messages
+            .iter()
+            .filter_map(|m| m.bg_dropped_seq)
             .collect()
     }
 

@@ -92,10 +92,12 @@ impl Session {
             added = true;
         }
         let handled = self.transcript.handled_jobs();
-        let gathered = notifications::gather(&self.client, &self.name, &handled).await?;
+        let told = self.transcript.told_drops();
+        let gathered = notifications::gather(&self.client, &self.name, &handled, &told).await?;
         if gathered.deliver.is_empty() && gathered.dropped == 0 {
             if let Some(seq) = gathered.max_seq {
-                // Only results the persisted transcript already has.
+                // Only results (and drops) the persisted transcript
+                // already has.
                 notifications::ack(&self.client, &self.name, seq).await?;
             }
             return Ok(added);
@@ -108,6 +110,7 @@ impl Session {
             ))],
             bg_seq: gathered.max_seq,
             bg_jobs: gathered.deliver.iter().map(|n| n.job_id.clone()).collect(),
+            bg_dropped_seq: gathered.dropped_seq,
             fg_jobs: Vec::new(),
             usage: None,
         };
@@ -122,22 +125,26 @@ impl Session {
         Ok(true)
     }
 
-    /// True when background results wait for the model (results already
-    /// given by `bash` are consumed on the way).
+    /// True when background results, or a drop of some the model was not
+    /// told of, wait for the model (results already given by `bash` are
+    /// consumed on the way).
     ///
     /// Errors: agentd errors.
     pub async fn has_new_results(&mut self) -> anyhow::Result<bool> {
         let mut handled = self.transcript.handled_jobs();
         handled.extend(self.pending_fg.iter().cloned());
-        let gathered = notifications::gather(&self.client, &self.name, &handled).await?;
-        // Acking is safe only when every handled job is on disk.
+        let told = self.transcript.told_drops();
+        let gathered = notifications::gather(&self.client, &self.name, &handled, &told).await?;
+        // Acking is safe only when every handled job is on disk, and
+        // would clear a drop the model has not been told of.
         if gathered.deliver.is_empty()
+            && gathered.dropped == 0
             && self.pending.is_empty()
             && let Some(seq) = gathered.max_seq
         {
             notifications::ack(&self.client, &self.name, seq).await?;
         }
-        Ok(!gathered.deliver.is_empty())
+        Ok(!gathered.deliver.is_empty() || gathered.dropped > 0)
     }
 
     /// Runs the loop until the model ends its turn; returns its final

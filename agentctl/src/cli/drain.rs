@@ -2,7 +2,8 @@
 //! consumes them, as an agent does before each model call.
 //!
 //! Page by page: peek a page, print it (stdout flushed), then ack up to its
-//! last `seq`. A drain that dies part way (killed, closed pipe) has acked
+//! last `seq` (or past the drops it reported, when later: see
+//! `dropped_up_to_seq`). A drain that dies part way (killed, closed pipe) has acked
 //! only what it printed; the rest stays pending. A page printed but not
 //! yet acked when it died is printed again by the next drain.
 
@@ -52,14 +53,17 @@ pub async fn run(global: &GlobalOpts, args: DrainArgs) -> anyhow::Result<ExitCod
             })
             .await?;
         printer.dropped(page.dropped);
-        let Some(last) = page.notifications.last() else {
+        printer.page(&page.notifications)?;
+        // The ack also covers the drops just reported, pending
+        // notifications or not (their jobs may have been removed).
+        let last = page.notifications.last().map(|n| n.seq);
+        let Some(up_to_seq) = last.max(page.dropped_up_to_seq) else {
             break;
         };
-        printer.page(&page.notifications)?;
         client
             .call::<NotificationsAck>(&AckParams {
                 session: args.session.clone(),
-                up_to_seq: last.seq,
+                up_to_seq,
             })
             .await?;
         if !page.more {

@@ -25,8 +25,10 @@
 //! Dropped results: when agentd's pending cap (`[retention]
 //! max_pending_per_session`) dropped older results unread, the peek says
 //! how many, and the block opens with the same line agentctl's own agent
-//! gets ([`crate::agent::notifications::dropped_line`]); the ack of the
-//! hand-over clears the count, so it is told once.
+//! gets ([`crate::agent::notifications::dropped_line`]); the hand-over's
+//! ack reaches the peek's `dropped_up_to_seq` and clears the count, so it
+//! is told once, also when no result is left to show (their jobs were
+//! removed).
 
 use crate::agent::notifications;
 use agentd_proto::methods::{AckParams, NotificationsAck, NotificationsPeek, PeekParams};
@@ -95,14 +97,12 @@ pub async fn take(client: &Client, session: &str) -> anyhow::Result<Option<Hando
             max: Some(PEEK_MAX),
         })
         .await?;
-    if page.notifications.is_empty() {
-        return Ok(None);
-    }
     let seen = read_shown(&dir.join("shown")).await;
-    let Some(handover) = compose(page.notifications, page.dropped, &seen) else {
+    let drops = (page.dropped, page.dropped_up_to_seq);
+    let Some(handover) = compose(page.notifications, drops, &seen) else {
         return Ok(None);
     };
-    if handover.shown.is_empty() && page.dropped == 0 {
+    if handover.shown.is_empty() && handover.dropped == 0 {
         // Only results the model saw already: consume them quietly.
         ack(client, session, handover.up_to_seq).await?;
         return Ok(None);
@@ -143,21 +143,27 @@ pub async fn note_shown(session: &str, job_id: &str) -> anyhow::Result<()> {
 
 /// Builds the hand-over from pending notifications (oldest first): which
 /// to show, within [`MAX_BLOCK_CHARS`], and the `seq` to ack up to. The
-/// block opens with the count of older results agentd `dropped` unread,
-/// when that is not 0. `None` when `pending` is empty.
+/// block opens with the count of older results agentd dropped unread,
+/// when `drops` (peek's `dropped` and `dropped_up_to_seq`) says some were,
+/// and the ack then covers the drops too, even with nothing pending (their
+/// jobs were removed). `None` when `pending` is empty and nothing was
+/// dropped.
 pub fn compose(
     pending: Vec<Notification>,
-    dropped: u64,
+    drops: (u64, Option<u64>),
     seen: &HashSet<String>,
 ) -> Option<Handover> {
-    let mut up_to_seq = None;
+    let (dropped, mut up_to_seq) = match drops {
+        (n, Some(seq)) if n > 0 => (n, Some(seq)),
+        _ => (0, None),
+    };
     let mut shown: Vec<Notification> = Vec::new();
     let mut used = notifications::block_with_dropped(&[], dropped).len();
     let total = pending.len();
     let mut taken = 0;
     for mut n in pending {
         if seen.contains(&n.job_id) {
-            up_to_seq = Some(n.seq);
+            up_to_seq = up_to_seq.max(Some(n.seq));
             taken += 1;
             continue;
         }
@@ -182,7 +188,7 @@ pub fn compose(
             }
         }
         used += entry_len(&n);
-        up_to_seq = Some(n.seq);
+        up_to_seq = up_to_seq.max(Some(n.seq));
         shown.push(n);
         taken += 1;
     }
@@ -304,7 +310,12 @@ mod tests {
 
     #[test]
     fn small_results_are_shown_whole() {
-        let h = compose(vec![note(1, "one\n"), note(2, "two\n")], 0, &HashSet::new()).unwrap();
+        let h = compose(
+            vec![note(1, "one\n"), note(2, "two\n")],
+            (0, None),
+            &HashSet::new(),
+        )
+        .unwrap();
         assert_eq!(h.up_to_seq, 2);
         assert_eq!(
             h.block,
@@ -316,11 +327,11 @@ mod tests {
     #[test]
     fn results_already_seen_are_consumed_not_shown() {
         let seen = HashSet::from(["job-1".to_string()]);
-        let h = compose(vec![note(1, "one"), note(2, "two")], 0, &seen).unwrap();
+        let h = compose(vec![note(1, "one"), note(2, "two")], (0, None), &seen).unwrap();
         assert_eq!(h.up_to_seq, 2);
         assert_eq!(h.shown.len(), 1);
         assert!(!h.block.contains("echo 1"));
-        let h = compose(vec![note(1, "one")], 0, &seen).unwrap();
+        let h = compose(vec![note(1, "one")], (0, None), &seen).unwrap();
         assert!(h.shown.is_empty());
         assert_eq!(h.up_to_seq, 1);
     }
@@ -329,7 +340,7 @@ mod tests {
     fn a_long_batch_stays_under_the_limit_and_leaves_the_rest_pending() {
         let tail = "x".repeat(1000);
         let pending: Vec<_> = (1..=50).map(|s| note(s, &tail)).collect();
-        let h = compose(pending, 0, &HashSet::new()).unwrap();
+        let h = compose(pending, (0, None), &HashSet::new()).unwrap();
         assert!(h.block.len() <= MAX_BLOCK_CHARS, "{}", h.block.len());
         assert!(h.block.ends_with("</background-results>"));
         assert!(h.block.contains("call the agentd `output` tool with id"));
@@ -345,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_drop_opens_the_block_with_the_agent_loops_words() {
-        let h = compose(vec![note(7, "seven\n")], 4, &HashSet::new()).unwrap();
+        let h = compose(vec![note(7, "seven\n")], (4, Some(3)), &HashSet::new()).unwrap();
         assert_eq!(
             h.block,
             notifications::block_with_dropped(&h.shown, 4),
@@ -355,7 +366,7 @@ mod tests {
         assert_eq!(h.dropped, 4);
         // Told even when every kept result was seen already.
         let seen = HashSet::from(["job-7".to_string()]);
-        let h = compose(vec![note(7, "seven")], 4, &seen).unwrap();
+        let h = compose(vec![note(7, "seven")], (4, Some(3)), &seen).unwrap();
         assert!(h.shown.is_empty());
         assert_eq!(
             h.block,
@@ -364,5 +375,13 @@ mod tests {
                 notifications::dropped_line(4)
             )
         );
+    }
+
+    #[test]
+    fn a_drop_is_told_and_acked_with_nothing_left_pending() {
+        let h = compose(Vec::new(), (4, Some(3)), &HashSet::new()).unwrap();
+        assert_eq!(h.up_to_seq, 3, "the ack must reach the drop");
+        assert_eq!(h.block, notifications::block_with_dropped(&[], 4));
+        assert!(compose(Vec::new(), (0, None), &HashSet::new()).is_none());
     }
 }

@@ -30,10 +30,12 @@ pub async fn peek(d: &Arc<Daemon>, p: PeekParams) -> Result<NotificationsResult,
         max(p.max),
         MAX_PAGE_BYTES,
     );
+    let (dropped, dropped_up_to_seq) = queues.dropped(&session);
     Ok(NotificationsResult {
         notifications,
         more,
-        dropped: queues.dropped(&session).0,
+        dropped,
+        dropped_up_to_seq,
     })
 }
 
@@ -52,7 +54,8 @@ pub async fn ack(d: &Arc<Daemon>, p: AckParams) -> Result<AckResult, RpcError> {
 }
 
 /// `notifications.drain`: takes one page of pending notifications off the
-/// queue (as [`peek`] pages) and acknowledges exactly those durably.
+/// queue (as [`peek`] pages) and acknowledges exactly those durably, and
+/// the drops it reports (also when no notification is pending).
 /// Concurrent drains never return the same notification twice.
 pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResult, RpcError> {
     let session = params::session(p.session)?;
@@ -65,8 +68,8 @@ pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResul
             None => (Vec::new(), false, dropped),
         }
     };
-    // The ack covers the page and, with none, the drops reported here.
-    let Some(up_to) = taken.last().map(|n| n.seq).or(dropped_seq) else {
+    // The ack covers the page and the drops reported here.
+    let Some(up_to) = taken.last().map(|n| n.seq).max(dropped_seq) else {
         return Ok(NotificationsResult::default());
     };
     if let Err(e) = d.store.ack(session, up_to).await {
@@ -85,12 +88,16 @@ pub async fn drain(d: &Arc<Daemon>, p: DrainParams) -> Result<NotificationsResul
         notifications: taken,
         more,
         dropped,
+        dropped_up_to_seq: dropped_seq,
     })
 }
 
 /// `notifications.wait`: returns a page of the pending notifications (as
 /// [`peek`]) as soon as there is one (without acknowledging them), or none
 /// at `timeout_ms` or at shutdown. Woken by the queue, never by polling.
+/// Drops alone do not end the wait (a drop comes with a new notification;
+/// one left without any, its notifications' jobs removed, is for `peek`
+/// to report).
 pub async fn wait(
     d: &Arc<Daemon>,
     p: NotificationsWaitParams,
@@ -104,13 +111,14 @@ pub async fn wait(
         let (notifications, more, dropped) = {
             let queues = d.shared.queues.lock().expect("queues poisoned");
             let (page, more) = queues.peek(&session, 0, max(p.max), MAX_PAGE_BYTES);
-            (page, more, queues.dropped(&session).0)
+            (page, more, queues.dropped(&session))
         };
         if !notifications.is_empty() {
             return Ok(NotificationsResult {
                 notifications,
                 more,
-                dropped,
+                dropped: dropped.0,
+                dropped_up_to_seq: dropped.1,
             });
         }
         tokio::select! {
