@@ -255,3 +255,42 @@ pub async fn background_run(ctx: &ToolContext, input: &Value) -> Result<Outcome,
         job.short_id, job.command
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: JobState) -> Job {
+        serde_json::from_value(serde_json::json!({
+            "id": "0f6c2f4e-5b1d-4c3e-9a70-3d2b1f0e8a11", "short_id": "0f6c2f4e",
+            "command": "make test", "cwd": "/", "state": state,
+            "exit_code": null, "signal": null, "pid": null, "session": "agent",
+            "label": null, "created_at": "", "started_at": null, "finished_at": null,
+            "duration_ms": null, "timeout_secs": null, "output_bytes": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn check_background_says_paused_and_dependency_waits_in_words() {
+        let mut j = job(JobState::Paused);
+        assert_eq!(
+            state_text(&j),
+            "paused before it started (held until it is resumed)"
+        );
+        j.started_at = Some("2026-12-02T00:00:00Z".into());
+        assert_eq!(
+            state_text(&j),
+            "paused (its processes are stopped until it is resumed)"
+        );
+        let mut j = job(JobState::Queued);
+        j.after = vec!["aaaabbbb-0000".into(), "ccccdddd-1111".into()];
+        assert_eq!(
+            state_text(&j),
+            "queued, to run once aaaabbbb, ccccdddd succeeded"
+        );
+        let mut j = job(JobState::Failed);
+        j.reason = Some("dependency aaaabbbb failed".into());
+        assert_eq!(state_text(&j), "failed (dependency aaaabbbb failed)");
+    }
+}
