@@ -175,6 +175,10 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
     fail_unkept(&daemon, unkept).await;
     // Queued jobs whose dependency failed while no agentd ran.
     supervisor::settle(&daemon).await;
+    let swept = crate::executor::slurm::sweep_env_files(&daemon).await;
+    if swept > 0 {
+        tracing::info!("deleted {swept} Slurm environment files of jobs that are no longer live");
+    }
     supervisor::start_queued(&daemon).await;
     let scheduler = tokio::spawn(supervisor::scheduler(daemon.clone()));
     let slurm_watcher = tokio::spawn(crate::executor::slurm::watcher::run(daemon.clone()));

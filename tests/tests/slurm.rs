@@ -505,3 +505,44 @@ fn the_agents_background_run_goes_to_slurm_when_its_config_says() {
         reqs[2]["messages"]
     );
 }
+
+/// A Slurm environment file left by an agentd that stopped before removing
+/// it (its job finished, or unknown) is deleted at the next start; `rm`
+/// deletes a finished job's file with its output. Needs no Slurm: the
+/// files are written by hand.
+#[tokio::test]
+async fn stray_slurm_environment_files_are_deleted_at_start_and_by_rm() {
+    let env = TestEnv::new();
+    let d = env.start_daemon();
+    let c = d.client().await;
+    let done = agentd_tests::rpc::run_in(&c, "default", "true").await;
+    assert_eq!(done.state, JobState::Succeeded);
+    drop(c);
+    d.terminate();
+    assert!(d.wait().success());
+    let jobs = env.state_dir.join("jobs");
+    let of_done = jobs.join(format!("{}.slurm-env", done.id));
+    let unknown = jobs.join("00000000000000000000000000.slurm-env");
+    for f in [&of_done, &unknown] {
+        std::fs::write(f, "export SECRET='x'\n").unwrap();
+    }
+    let d = env.start_daemon();
+    let c = d.client().await;
+    // The sweep runs before queued jobs start; a job's answer follows it.
+    let _ = agentd_tests::rpc::run_in(&c, "default", "true").await;
+    assert!(
+        !of_done.exists(),
+        "{} survived the start",
+        of_done.display()
+    );
+    assert!(
+        !unknown.exists(),
+        "{} survived the start",
+        unknown.display()
+    );
+
+    std::fs::write(&of_done, "export SECRET='x'\n").unwrap();
+    let (code, _, err) = run(env.agentctl().args(["rm", &done.short_id]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!of_done.exists(), "rm left {}", of_done.display());
+}

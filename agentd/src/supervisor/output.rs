@@ -21,7 +21,8 @@ pub fn path(state_dir: &Path, id: &str) -> PathBuf {
     state_dir.join("jobs").join(format!("{id}.log"))
 }
 
-/// Deletes everything job `id` keeps on disk: its output log (and, for a
+/// Deletes everything job `id` keeps on disk: its output log, a Slurm
+/// job's environment file `<id>.slurm-env` (and, for a
 /// job of an agentd before the exit journal, what is left of its
 /// directory). A job with nothing on disk is not an error.
 ///
@@ -31,7 +32,10 @@ pub fn remove(state_dir: &Path, id: &str) -> io::Result<()> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     };
-    gone(std::fs::remove_file(path(state_dir, id)))?;
+    let log = path(state_dir, id);
+    gone(std::fs::remove_file(&log))?;
+    // A Slurm job's environment file, if agentd stopped before removing it.
+    gone(std::fs::remove_file(log.with_extension("slurm-env")))?;
     gone(std::fs::remove_dir_all(state_dir.join("jobs").join(id)))
 }
 

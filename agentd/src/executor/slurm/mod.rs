@@ -215,6 +215,7 @@ pub async fn adopt(daemon: &Arc<Daemon>, mut job: Job) -> Adopted {
             submit::job_name(&job)
         ));
         job.finished_at = Some(timefmt::now());
+        remove_env_file(daemon, &job.id).await;
         supervisor::finish(daemon, job, None).await;
         return Adopted::Lost;
     }
@@ -350,8 +351,7 @@ async fn scancel(daemon: &Daemon, id: &str, signal: Option<Signal>) {
 /// Records the end of a Slurm job: how Slurm ended it (`None`: Slurm no
 /// longer knows it and no jobcomp record says), whether agentd killed it.
 async fn end(daemon: &Arc<Daemon>, mut job: Job, ended: Option<Ended>, killed: bool) {
-    let env_file = submit::env_path(&daemon.output_path(&job.id));
-    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(env_file)).await;
+    remove_env_file(daemon, &job.id).await;
     let finished_at = timefmt::now();
     match &ended {
         Some(e) => {
@@ -387,4 +387,56 @@ async fn end(daemon: &Arc<Daemon>, mut job: Job, ended: Option<Ended>, killed: b
     tracing::debug!(job = %job.short_id, state = %job.state, "Slurm job finished");
     supervisor::finish(daemon, job, None).await;
     daemon.slot_freed.notify_one();
+}
+
+/// Deletes job `id`'s environment file (`jobs/<id>.slurm-env`), if any.
+async fn remove_env_file(daemon: &Daemon, id: &str) {
+    let env_file = submit::env_path(&daemon.output_path(id));
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(env_file)).await;
+}
+
+/// At agentd's start, after recovery: deletes every `jobs/*.slurm-env`
+/// whose job is not live (queued, paused or running) in the job table. A
+/// live Slurm job keeps its file: if Slurm still has it pending, its
+/// script has yet to source it, and [`end`] (or the script) removes it; a
+/// queued job not yet submitted writes it afresh. What is left belongs to
+/// jobs that ended while (or because) agentd stopped before removing it
+/// (killed between writing it and `sbatch`, a job marked lost or failed
+/// at restart) and would keep a job's secrets on disk for good. Returns
+/// how many files were deleted.
+pub async fn sweep_env_files(daemon: &Daemon) -> usize {
+    let dir = daemon.config.state_dir.join("jobs");
+    let Ok(Ok(names)) = tokio::task::spawn_blocking(move || {
+        std::fs::read_dir(&dir).map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "slurm-env"))
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    else {
+        return 0;
+    };
+    let stray: Vec<std::path::PathBuf> = {
+        let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
+        names
+            .into_iter()
+            .filter(|p| {
+                p.file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_none_or(|id| jobs.by_id(id).is_none())
+            })
+            .collect()
+    };
+    if stray.is_empty() {
+        return 0;
+    }
+    tokio::task::spawn_blocking(move || {
+        stray
+            .iter()
+            .filter(|p| std::fs::remove_file(p).is_ok())
+            .count()
+    })
+    .await
+    .unwrap_or(0)
 }
