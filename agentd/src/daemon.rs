@@ -161,7 +161,12 @@ pub async fn run(config: Config, stop: impl Future<Output = ()>) -> anyhow::Resu
         tracing::warn!("cannot send READY=1 to $NOTIFY_SOCKET: {e}");
     }
     let mut orphans = orphans;
-    orphans.extend(supervisor::adopt::claim_unrecorded(&daemon));
+    // Reads /proc: a blocking thread, not the runtime's.
+    let claimer = daemon.clone();
+    match tokio::task::spawn_blocking(move || supervisor::adopt::claim_unrecorded(&claimer)).await {
+        Ok(claimed) => orphans.extend(claimed),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
     if !orphans.is_empty() {
         let r = supervisor::adopt::recover(&daemon, orphans).await;
         tracing::info!(

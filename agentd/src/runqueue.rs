@@ -277,6 +277,13 @@ impl RunQueue {
         all
     }
 
+    /// The held jobs (paused before they started), by key.
+    pub fn held_ids(&self) -> Vec<JobIdx> {
+        let mut all: Vec<JobIdx> = self.held.iter().copied().collect();
+        all.sort_unstable();
+        all
+    }
+
     /// How many jobs have not started (ready, waiting or held).
     pub fn len(&self) -> usize {
         self.not_started

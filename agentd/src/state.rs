@@ -453,11 +453,15 @@ impl JobTable {
             .collect()
     }
 
-    /// The queued jobs ready to start, first in line first: key and id.
-    pub fn queued_ids(&self) -> Vec<(JobIdx, String)> {
-        self.queue
-            .ready_ids()
-            .into_iter()
+    /// The jobs not started that an earlier agentd may have started
+    /// unrecorded: the ready ones, first in line first, then the held ones
+    /// (a job paused while it was being started has `paused` recorded but
+    /// may run); key and id. Jobs still waiting on dependencies were never
+    /// taken to start.
+    pub fn startable_ids(&self) -> Vec<(JobIdx, String)> {
+        let mut ids = self.queue.ready_ids();
+        ids.extend(self.queue.held_ids());
+        ids.into_iter()
             .map(|i| (i, self.entries[&i].job.id.clone()))
             .collect()
     }
@@ -882,5 +886,32 @@ mod tests {
         done.state = JobState::Succeeded;
         t.finish(done, true);
         assert_eq!(t.take_startable(Some(2)), Some(2));
+    }
+
+    #[test]
+    fn a_job_paused_before_it_started_is_startable_at_a_restart() {
+        // claim_unrecorded looks at these: a job paused while agentd was
+        // starting it may run; one waiting on a dependency was never taken.
+        let mut t = JobTable::default();
+        t.insert(
+            0,
+            JobEntry::new(job("aaaa0000", JobState::Running), 0, None),
+            &HashMap::new(),
+        );
+        t.insert(
+            1,
+            JobEntry::new(job("bbbb0000", JobState::Queued), 0, None),
+            &HashMap::new(),
+        );
+        t.insert(
+            2,
+            JobEntry::new(job("cccc0000", JobState::Paused), 0, None),
+            &HashMap::new(),
+        );
+        let mut waits = job("dddd0000", JobState::Queued);
+        waits.after = vec!["aaaa0000".into()];
+        t.insert(3, JobEntry::new(waits, 0, None), &HashMap::new());
+        let ids: Vec<JobIdx> = t.startable_ids().into_iter().map(|(i, _)| i).collect();
+        assert_eq!(ids, vec![1, 2]);
     }
 }

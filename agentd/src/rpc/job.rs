@@ -14,6 +14,7 @@ use agentd_proto::methods::{
 };
 use agentd_proto::{Job, JobState, RpcError, codes};
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +111,7 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .transpose()?;
     let session = params::session(p.session)?;
     let group = params::group(p.group)?;
-    let after = resolve_after(d, p.after.unwrap_or_default()).await?;
+    let (after, deps) = resolve_after(d, p.after.unwrap_or_default()).await?;
     let tail_bytes = p.tail_bytes.unwrap_or(DEFAULT_TAIL_BYTES);
     if tail_bytes > MAX_TAIL_BYTES {
         return Err(invalid(
@@ -242,7 +243,7 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         )));
     }
     let id = job.id.clone();
-    let idx = insert_live(d, ord, JobEntry::new(job, tail_bytes, env)).await;
+    let idx = insert_live(d, ord, JobEntry::new(job, tail_bytes, env), deps).await;
     // A dependency that already failed fails this job now.
     supervisor::settle(d).await;
     supervisor::start_queued(d).await;
@@ -277,37 +278,60 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
     Ok(job)
 }
 
-/// Resolves `job.submit` `after` to full ids, without duplicates.
+/// Resolves `job.submit` `after` to full ids, without duplicates, with
+/// each dependency as it stood when looked up (from the table, or from
+/// the database when it finished).
 ///
 /// Errors: -32001 for an id no job has (a dependency must exist before it
-/// is named, so no cycle can form), -32002 for an ambiguous prefix, -32602
-/// for a malformed one; each names the field `after`.
-async fn resolve_after(d: &Daemon, ids: Vec<String>) -> Result<Vec<String>, RpcError> {
-    let mut full = Vec::with_capacity(ids.len());
-    for id in ids {
-        let id = lookup::resolve(d, &id).await.map_err(|mut e| {
-            e.message = format!("after: {}", e.message);
-            if let Some(serde_json::Value::Object(data)) = &mut e.data {
+/// is named, so no cycle can form; also one removed while this looked it
+/// up), -32002 for an ambiguous prefix, -32602 for a malformed one, -32603
+/// when the database cannot be read; each names the field `after`.
+async fn resolve_after(
+    d: &Daemon,
+    ids: Vec<String>,
+) -> Result<(Vec<String>, HashMap<String, Job>), RpcError> {
+    let after_err = |mut e: RpcError| {
+        e.message = format!("after: {}", e.message);
+        match &mut e.data {
+            Some(serde_json::Value::Object(data)) => {
                 data.insert("field".into(), json!("after"));
             }
-            e
-        })?;
+            _ => e.data = Some(json!({ "field": "after" })),
+        }
+        e
+    };
+    let mut full = Vec::with_capacity(ids.len());
+    let mut deps = HashMap::with_capacity(ids.len());
+    for id in ids {
+        let id = lookup::resolve(d, &id).await.map_err(after_err)?;
         if !full.contains(&id) {
+            let job = lookup::job(d, &id).await.map_err(after_err)?;
+            deps.insert(id.clone(), job);
             full.push(id);
         }
     }
-    Ok(full)
+    Ok((full, deps))
 }
 
-/// Inserts a new job into the table. Its dependencies that finished and
-/// left the table are read from the database first, so the table can
-/// judge them ([`crate::state::JobTable::insert`]); one that finishes
-/// meanwhile is read in another round. The job is recorded already, so
-/// it is inserted whatever happens: a dependency that cannot be read
-/// (the database failing) counts as removed, and is logged.
-async fn insert_live(d: &Daemon, ord: JobIdx, entry: JobEntry) -> JobIdx {
-    let mut ended = std::collections::HashMap::new();
-    let mut read = std::collections::HashSet::new();
+/// Inserts a new job into the table. `deps` holds its dependencies as
+/// [`resolve_after`] found them: a finished one is final, so the table
+/// judges it by that ([`crate::state::JobTable::insert`]). One live then
+/// and gone from the table now finished meanwhile and is read from the
+/// database. The job is recorded already, so it is inserted whatever
+/// happens; a dependency whose end cannot be read (the database failing,
+/// or removed in between) never counts as succeeded: it counts as `lost`,
+/// which fails the job, and is logged.
+async fn insert_live(
+    d: &Daemon,
+    ord: JobIdx,
+    entry: JobEntry,
+    deps: HashMap<String, Job>,
+) -> JobIdx {
+    let mut ended: HashMap<String, Job> = deps
+        .iter()
+        .filter(|(_, j)| j.state.is_finished())
+        .map(|(id, j)| (id.clone(), j.clone()))
+        .collect();
     let mut entry = Some(entry);
     loop {
         let missing = {
@@ -316,7 +340,7 @@ async fn insert_live(d: &Daemon, ord: JobIdx, entry: JobEntry) -> JobIdx {
             let missing: Vec<String> = jobs
                 .missing_deps(&e.job.after)
                 .into_iter()
-                .filter(|id| !read.contains(id))
+                .filter(|id| !ended.contains_key(id))
                 .collect();
             if missing.is_empty() {
                 let e = entry.take().expect("inserted once");
@@ -326,19 +350,23 @@ async fn insert_live(d: &Daemon, ord: JobIdx, entry: JobEntry) -> JobIdx {
         };
         for id in missing {
             // A job not in the table has its end committed: read it as it
-            // finished (or not at all: removed since, which only a
-            // finished job is).
-            match d.store.reader.job(id.clone()).await {
-                Ok(Some((_, job))) => {
-                    ended.insert(id.clone(), job);
+            // finished.
+            let why = match d.store.reader.job(id.clone()).await {
+                Ok(Some((_, job))) if job.state.is_finished() => {
+                    ended.insert(id, job);
+                    continue;
                 }
-                Ok(None) => {}
-                Err(e) => tracing::error!(
-                    dependency = %id,
-                    "cannot read a finished dependency's end; counting it as removed: {e}"
-                ),
-            }
-            read.insert(id);
+                Ok(Some(_)) => "the database has it live, the table does not".to_string(),
+                Ok(None) => "it was removed before this job was recorded".to_string(),
+                Err(e) => format!("cannot read the database: {e}"),
+            };
+            tracing::error!(dependency = %id, "cannot learn how a dependency ended ({why}); counting it as lost");
+            let mut lost = deps
+                .get(&id)
+                .cloned()
+                .expect("every dependency was resolved");
+            lost.state = JobState::Lost;
+            ended.insert(id, lost);
         }
     }
 }

@@ -163,17 +163,19 @@ fn elapsed(job: &Job) -> Duration {
         .map_or(Duration::ZERO, Duration::from_millis)
 }
 
-/// Takes the queued jobs that an earlier agentd had in fact started (it
-/// crashed before recording the start) off the queue and returns them, to
+/// Takes the queued (ready or held: paused while being started) jobs that
+/// an earlier agentd had in fact started (it crashed before recording the
+/// start) off the queue and returns them, to
 /// be adopted or finished by [`recover`] instead of started again. A job
 /// counts as started when a live shim has the job's output log as its
 /// stderr (or, for a shim of an older agentd, a live `agentd shim --dir
-/// STATE_DIR/jobs/<id>` process exists), or its exit record does. Reads `/proc` once; blocking,
-/// and only done at start when jobs are queued.
+/// STATE_DIR/jobs/<id>` process exists), or its exit record does. Reads
+/// `/proc` once; blocking (call it on a blocking thread), and only done at
+/// start when jobs are queued.
 pub fn claim_unrecorded(daemon: &Daemon) -> Vec<Orphan> {
     let queued: Vec<(crate::state::JobIdx, String)> = {
         let jobs = daemon.shared.jobs.lock().expect("job table poisoned");
-        jobs.queued_ids()
+        jobs.startable_ids()
     };
     if queued.is_empty() {
         return Vec::new();

@@ -176,7 +176,10 @@ pub async fn start(
         Ok(fd) => ShimWatch(fd),
         Err(e) => {
             // The job runs, but this agentd cannot see it end: as after a
-            // restart, the next agentd will adopt or finish it.
+            // restart, the next agentd will adopt or finish it. Its exit
+            // journal segment is kept on purpose (no `journal.done`): the
+            // shim writes the exit record there, and the next agentd finds
+            // the segment at start and deletes it once that job is done.
             tracing::error!(job = %job.short_id, "cannot watch the job's shim: {e}");
             return;
         }
