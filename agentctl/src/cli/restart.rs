@@ -29,8 +29,10 @@ pub struct RestartArgs {
 }
 
 /// Reads the job (`job.get`), submits its copy and prints the new id (or
-/// follows it with `--wait`). Dependencies (`after`) are not copied: they
-/// have ended by now.
+/// follows it with `--wait`). Dependencies (`after`) are not copied: the
+/// copy does not wait for them, even when the earlier job is still queued
+/// behind them. `tail_bytes` is not copied: a job does not carry it
+/// (`job.get` does not report it), so the copy has the default.
 ///
 /// Errors: no daemon; no such job; the daemon refused the copy (its cwd
 /// is gone, …).
