@@ -16,6 +16,7 @@
 
 pub mod command;
 pub mod config;
+pub mod jobcomp;
 pub mod status;
 pub mod submit;
 pub mod watcher;

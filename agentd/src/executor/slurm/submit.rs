@@ -6,10 +6,11 @@
 //! stdin, so it is never a file agentd keeps. The environment does not go
 //! on `--export=` (Slurm cuts values at commas there) nor into sbatch's own
 //! environment (slurmctld stores a job's environment in its state dir,
-//! where a secret would stay at rest): it is written to a 0600 file in the
-//! job's private directory, which the job's script removes as its first
-//! step, and agentd removes at the job's end if the job never started
-//! (docs/slurm.md, "Environment").
+//! where a secret would stay at rest): it is written to a 0600 file beside
+//! the job's output log, `jobs/<id>.slurm-env` ([`env_path`]), which the
+//! job's script removes as its first step, and agentd removes at the job's
+//! end if the job never started, with the job's output, and at its start
+//! if the job is no longer live (docs/slurm.md, "Environment").
 
 use super::config::SlurmConfig;
 use agentd_proto::Job;

@@ -1,10 +1,12 @@
 //! The one task that asks Slurm how agentd's Slurm jobs stand.
 //!
 //! While at least one Slurm job is live it runs `squeue -t all -h -o
-//! '%i|%T|%r' -j IDS` every `[slurm] poll_interval_ms`; for a job in a
+//! '%i|%T|%r' -j IDS` every `[slurm] poll_interval_ms` (at most
+//! [`SQUEUE_BATCH`] ids per run); for a job in a
 //! final state it adds `scontrol show job -o ID` for the exit code; for a
 //! job `squeue` no longer lists, `scontrol`, then the jobcomp record
-//! (`JobCompType=jobcomp/filetxt`). What it learns goes to each job's
+//! (`JobCompType=jobcomp/filetxt`, its end read backwards, see
+//! [`jobcomp`](super::jobcomp)). What it learns goes to each job's
 //! supervising task through a [`watch`] channel. With no Slurm job live it
 //! waits on a [`Notify`]: no timer, no process, no CPU.
 
@@ -155,22 +157,27 @@ pub async fn run(daemon: Arc<Daemon>) {
     }
 }
 
-/// One round: `squeue` for all, `scontrol`/jobcomp for the ended and the
+/// How many Slurm job ids go into one `squeue -j` argument: more live jobs
+/// take more `squeue` runs, each with a bounded command line.
+pub const SQUEUE_BATCH: usize = 500;
+
+/// One round: `squeue` for all (in batches of [`SQUEUE_BATCH`] ids), `scontrol`/jobcomp for the ended and the
 /// vanished.
 async fn poll(daemon: &Daemon, open: &[(String, String)]) -> Result<(), String> {
     let config = &daemon.config.slurm;
-    let ids: Vec<&str> = open.iter().map(|(id, _)| id.as_str()).collect();
-    let args = ["-t", "all", "-h", "-o", "%i|%T|%r", "-j", &ids.join(",")].map(String::from);
-    let out = command::run(config, "squeue", &args, None, QUERY_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
-    let listed = if out.success {
-        status::parse_squeue(&out.stdout)
-    } else if out.stderr.contains("Invalid job id") {
-        HashMap::new()
-    } else {
-        return Err(format!("squeue failed: {}", out.stderr));
-    };
+    let mut listed = HashMap::new();
+    for batch in open.chunks(SQUEUE_BATCH) {
+        let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+        let args = ["-t", "all", "-h", "-o", "%i|%T|%r", "-j", &ids.join(",")].map(String::from);
+        let out = command::run(config, "squeue", &args, None, QUERY_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.success {
+            listed.extend(status::parse_squeue(&out.stdout));
+        } else if !out.stderr.contains("Invalid job id") {
+            return Err(format!("squeue failed: {}", out.stderr));
+        }
+    }
     for (id, name) in open {
         let seen = match listed.get(id) {
             Some((state, _)) if status::is_waiting(state) => Seen::Waiting,
@@ -215,7 +222,8 @@ async fn scontrol(daemon: &Daemon, id: &str) -> Result<Option<Seen>, String> {
 }
 
 /// How the jobcomp record says job `id` named `name` ended; `None` when
-/// there is no such record (or no jobcomp file).
+/// there is no such record in the file's last
+/// [`MAX_SCAN`](super::jobcomp::MAX_SCAN) bytes (or no jobcomp file).
 async fn jobcomp(daemon: &Daemon, id: &str, name: &str) -> Option<Ended> {
     let path = daemon
         .slurm
@@ -223,20 +231,11 @@ async fn jobcomp(daemon: &Daemon, id: &str, name: &str) -> Option<Ended> {
         .get_or_init(|| jobcomp_path(daemon))
         .await
         .clone()?;
-    let prefix = format!("JobId={id} ");
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
-        let text = std::fs::read_to_string(&path).ok()?;
-        text.lines().rev().find_map(|l| {
-            let f = status::fields(l);
-            (l.starts_with(&prefix) && f.get("Name") == Some(&name.as_str()))
-                .then(|| Ended::from_fields(&f))
-                .flatten()
-        })
-    })
-    .await
-    .ok()
-    .flatten()
+    let (id, name) = (id.to_string(), name.to_string());
+    tokio::task::spawn_blocking(move || super::jobcomp::find(&path, &id, &name))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// `JobCompLoc` from `scontrol show config`, when `JobCompType` is
