@@ -145,6 +145,27 @@ fn only_sandbox(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
 
 /// Runs the hot-path figures alone against a fresh agentd (started with
 /// `config`) and prints them; true when their targets were met.
+/// The capped-output figure: a fresh agentd under `root/capped` with
+/// `[output] max_bytes` = `sizes.capped_output.1`, stopped on return.
+fn capped_output(
+    rt: &tokio::runtime::Runtime,
+    bin_dir: &Path,
+    root: &Path,
+    sizes: Sizes,
+) -> anyhow::Result<report::Row> {
+    std::fs::create_dir_all(root.join("capped"))?;
+    let capped = agentd_side::Agentd::start_with_config(
+        bin_dir,
+        &root.join("capped"),
+        Some(&format!(
+            "[output]\nmax_bytes = {}\n",
+            sizes.capped_output.1
+        )),
+    )?;
+    let client = rt.block_on(capped.client())?;
+    rt.block_on(figures::capped_output(&capped, &client, sizes))
+}
+
 fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::Result<bool> {
     let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
     std::fs::create_dir_all(tmp.path().join("agentd"))?;
@@ -177,17 +198,7 @@ fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::
     step("capped output");
     drop(client);
     drop(agentd);
-    std::fs::create_dir_all(tmp.path().join("capped"))?;
-    let capped = agentd_side::Agentd::start_with_config(
-        bin_dir,
-        &tmp.path().join("capped"),
-        Some(&format!(
-            "[output]\nmax_bytes = {}\n",
-            sizes.capped_output.1
-        )),
-    )?;
-    let client = rt.block_on(capped.client())?;
-    rows.push(rt.block_on(figures::capped_output(&capped, &client, sizes))?);
+    rows.push(capped_output(&rt, bin_dir, tmp.path(), sizes)?);
     let header = format!(
         "Hot path only, {}; agentd {} (release build); config {:?}; command: `cargo run --release -p agentd-bench -- --only-hot-path`. Medians.",
         procfs::machine(),
@@ -370,19 +381,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     step("capped output");
     drop(client);
     drop(agentd);
-    std::fs::create_dir_all(tmp.path().join("capped"))?;
-    let capped = agentd_side::Agentd::start_with_config(
-        &bin_dir,
-        &tmp.path().join("capped"),
-        Some(&format!(
-            "[output]\nmax_bytes = {}\n",
-            sizes.capped_output.1
-        )),
-    )?;
-    let client = rt.block_on(capped.client())?;
-    rows.push(rt.block_on(figures::capped_output(&capped, &client, sizes))?);
-    drop(client);
-    drop(capped);
+    rows.push(capped_output(&rt, &bin_dir, tmp.path(), sizes)?);
     step("long history");
     rows.extend(history::figures(
         &bin_dir,
