@@ -10,7 +10,8 @@
 //! (accept loop), [`connection`] (framing and JSON-RPC), [`rpc`] (the method
 //! table), [`state`] (in-memory table of live jobs, and queues), [`store`]
 //! (SQLite; finished jobs are read from it), [`lookup`] (a job by id, from
-//! the table or the database), [`executor`] (local or Slurm: how a job
+//! the table or the database), [`memory`] (what keeps the daemon's
+//! memory flat: the blocking pool's cap, malloc's arenas), [`executor`] (local or Slurm: how a job
 //! runs), [`supervisor`] (processes: spawning shims, watching them, adopting them
 //! after a restart), [`spawner`] (the helper process that forks
 //! shims), [`shim`] (the per-job supervisor process that keeps a job alive
@@ -24,6 +25,7 @@ pub mod executor;
 pub mod listener;
 pub mod lock;
 pub mod lookup;
+pub mod memory;
 pub mod page;
 pub mod retention;
 pub mod rpc;

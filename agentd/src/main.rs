@@ -24,9 +24,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // Before the runtime's threads exist.
+    agentd::memory::limit_malloc_arenas();
     let result = agentd::Config::from_args(args).and_then(|config| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .max_blocking_threads(agentd::memory::BLOCKING_THREADS)
             .build()?
             .block_on(async {
                 let stop = stop_signal()?;

@@ -64,6 +64,10 @@ struct Args {
     /// Only the dependency-chain figure (no pueue needed); prints the row
     #[arg(long)]
     only_queue: bool,
+    /// Only the steady load (10 jobs/s after filling the table to 10,000
+    /// finished jobs; no pueue needed); prints the row. Takes --agentd-config
+    #[arg(long)]
+    only_steady: bool,
     /// How long the steady load runs, in seconds [default: 120, 5 with --quick]
     #[arg(long, value_name = "SECS")]
     steady_secs: Option<u64>,
@@ -209,6 +213,39 @@ fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::
     Ok(rows.iter().all(report::Row::met))
 }
 
+/// Runs the steady load alone (after filling the table to the default
+/// `max_finished_jobs`) and prints its row; true when its target was met.
+fn only_steady(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::Result<bool> {
+    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
+    std::fs::create_dir_all(tmp.path().join("agentd"))?;
+    let config = config.map(|c| c.replace("\\n", "\n"));
+    let agentd = agentd_side::Agentd::start_with_config(
+        bin_dir,
+        &tmp.path().join("agentd"),
+        config.as_deref(),
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = Arc::new(rt.block_on(agentd.client())?);
+    eprintln!("agentd-bench: steady load ...");
+    let row = rt.block_on(steady::steady(
+        &agentd,
+        &client,
+        10,
+        sizes.steady,
+        Some(10_000),
+    ))?;
+    let header = format!(
+        "Steady load only, {}; agentd {} (release build); config {:?}; command: `cargo run --release -p agentd-bench -- --only-steady`.",
+        procfs::machine(),
+        env!("CARGO_PKG_VERSION"),
+        config.unwrap_or_default(),
+    );
+    print!("{}", report::table(std::slice::from_ref(&row), &header));
+    Ok(row.met())
+}
+
 /// Runs the long-history figures alone and prints them; true when their
 /// targets were met.
 fn only_history(bin_dir: &Path, sizes: history::HistorySizes) -> anyhow::Result<bool> {
@@ -296,6 +333,9 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     }
     if args.only_queue {
         return only_queue(&bin_dir, sizes);
+    }
+    if args.only_steady {
+        return only_steady(&bin_dir, sizes, args.agentd_config.as_deref());
     }
     let history_sizes = if args.quick {
         history::HistorySizes::QUICK

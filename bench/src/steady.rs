@@ -122,7 +122,16 @@ pub async fn steady(
             .await?;
         if i % rate as usize == 0 {
             drained += drain().await?;
-            samples.push(sample(agentd, i)?);
+            let now = sample(agentd, i)?;
+            if i % (rate as usize * 30) == 0 {
+                eprintln!(
+                    "agentd-bench: steady: {i} jobs, RSS {}, database {}, {} entries",
+                    bytes(now.rss as u64),
+                    bytes(now.db as u64),
+                    now.entries
+                );
+            }
+            samples.push(now);
         }
     }
     let took = start.elapsed();

@@ -328,6 +328,12 @@ async fn a_paused_job_stops_counting_and_goes_on_when_resumed() {
     until_group(pid, true).await;
     let paused = get(&c, &job.id).await;
     assert_eq!(paused.state, JobState::Paused);
+    let (code, status, err) = run(env.agentctl().args(["daemon", "status"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        status.contains("jobs:       0 running, 1 paused, 0 queued, 1 in all"),
+        "{status}"
+    );
     let at_pause = output_size(&c, &job.id, 0, false).await;
     // A stopped counter writes nothing; give it ample time to (10 ticks).
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -210,7 +210,7 @@ fn status_text(info: &InfoResult) -> String {
          socket:     {}\n\
          state dir:  {}\n\
          started:    {}{uptime}\n\
-         jobs:       {} running, {} queued, {} in all\n{sandbox}",
+         jobs:       {} running, {}{} queued, {} in all\n{sandbox}",
         info.version,
         info.protocol_version,
         info.pid,
@@ -218,6 +218,10 @@ fn status_text(info: &InfoResult) -> String {
         info.state_dir,
         info.started_at,
         info.jobs.running,
+        match info.jobs.paused {
+            0 => String::new(),
+            n => format!("{n} paused, "),
+        },
         info.jobs.queued,
         info.jobs.total,
     )
