@@ -10,7 +10,8 @@
 //! | --- | --- | --- |
 //! | tokio's defaults | 183 | +792 B/job (300 s) |
 //! | [`BLOCKING_THREADS`] | 20 | +122 B/job (300 s) |
-//! | and 2 malloc arenas ([`limit_malloc_arenas`]) | 20 | +4 B/job (400 s) |
+//! | and `MALLOC_ARENA_MAX=2` in the environment | 20 | +4.1 B/job (400 s) |
+//! | and 2 malloc arenas ([`limit_malloc_arenas`]) | 20 | +3.9 B/job (600 s) |
 
 /// Most threads of the runtime's blocking pool (tokio's default: 512).
 ///

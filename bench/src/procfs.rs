@@ -1,8 +1,18 @@
-//! What the kernel tells about a process: resident memory and CPU time, read
-//! from `/proc/<pid>/status` and `/proc/<pid>/stat` (proc(5)).
+//! What the kernel tells about a process: resident memory, threads and CPU
+//! time, read from `/proc/<pid>/status`, `/proc/<pid>/task` and
+//! `/proc/<pid>/stat` (proc(5)).
 
 use anyhow::Context;
 use std::time::Duration;
+
+/// Threads of `pid` now (entries of `/proc/<pid>/task`).
+///
+/// Errors: the process is gone.
+pub fn threads(pid: u32) -> anyhow::Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("reading /proc/{pid}/task"))?
+        .count())
+}
 
 /// Resident set size of `pid`, in bytes (`VmRSS` of `/proc/<pid>/status`).
 ///

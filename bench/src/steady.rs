@@ -141,13 +141,14 @@ pub async fn steady(
         |f: fn(&Sample) -> f64| slope(&samples.iter().map(|s| (s.jobs, f(s))).collect::<Vec<_>>());
     let (rss, db, files) = (of(|s| s.rss), of(|s| s.db), of(|s| s.entries));
     let last = samples.last().copied().unwrap_or(samples[0]);
+    let threads = procfs::threads(agentd.pid())?;
     Ok(Row::plain(
         format!(
             "{rate} jobs/s of `true` for {:.0} s ({n} jobs, notifications taken), slope per job of agentd's RSS, database size, state dir entries",
             took.as_secs_f64()
         ),
         format!(
-            "RSS {rss:+.1} B/job (ends at {}), database {db:+.1} B/job (ends at {}), entries {files:+.3}/job (ends at {:.0})",
+            "RSS {rss:+.1} B/job (ends at {}, {threads} threads), database {db:+.1} B/job (ends at {}), entries {files:+.3}/job (ends at {:.0})",
             bytes(last.rss as u64),
             bytes(last.db as u64),
             last.entries
