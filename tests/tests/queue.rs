@@ -6,7 +6,7 @@
 
 use agentd_proto::methods::*;
 use agentd_proto::{Client, Job, JobState, codes};
-use agentd_tests::rpc::{get, wait};
+use agentd_tests::rpc::{get, output, wait};
 use agentd_tests::{TestEnv, group_members, parent_of, run};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -461,4 +461,56 @@ async fn restart_runs_the_same_command_in_the_same_place_with_the_callers_enviro
         (&old.session, &old.group, &old.label)
     );
     assert_eq!(new.group, "builds");
+}
+
+#[tokio::test]
+async fn dependencies_that_end_while_agentd_is_down_decide_their_chains_at_restart() {
+    let env = TestEnv::new();
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let (gate_ok, gate_bad) = (fifo(&env, "ok"), fifo(&env, "bad"));
+    let ok = submit(&c, &format!("read x < {}", gate_ok.display()), &[], None).await;
+    let bad = submit(
+        &c,
+        &format!("read x < {}; exit 3", gate_bad.display()),
+        &[],
+        None,
+    )
+    .await;
+    let after_ok = submit(&c, "echo after-ok-ran", &[&ok], None).await;
+    let after_bad = submit(&c, "echo after-bad-ran", &[&bad], None).await;
+    for j in [&after_ok, &after_bad] {
+        assert_eq!(j.state, JobState::Queued, "{j:?}");
+    }
+    drop(c);
+    daemon.kill9();
+    // Both dependencies end while no agentd runs; their shims record it.
+    release(&gate_ok);
+    release(&gate_bad);
+    agentd_tests::wait_gone(ok.pid.unwrap()).await;
+    agentd_tests::wait_gone(bad.pid.unwrap()).await;
+
+    let daemon = env.start_daemon();
+    let c = daemon.client().await;
+    let after_ok = wait(&c, &after_ok.id).await;
+    assert_eq!(after_ok.state, JobState::Succeeded, "{after_ok:?}");
+    assert_eq!(output(&c, &after_ok.id).await, "after-ok-ran\n");
+    let after_bad = wait(&c, &after_bad.id).await;
+    assert_eq!(after_bad.state, JobState::Failed);
+    assert_eq!(
+        after_bad.reason.as_deref(),
+        Some(format!("dependency {} failed", bad.short_id).as_str())
+    );
+    assert_eq!(after_bad.started_at, None, "{after_bad:?} ran");
+    let ok = get(&c, &ok.id).await;
+    let bad = get(&c, &bad.id).await;
+    assert_eq!((ok.state, ok.exit_code), (JobState::Succeeded, Some(0)));
+    assert_eq!((bad.state, bad.exit_code), (JobState::Failed, Some(3)));
+    // Each of the four ends is told once.
+    let notes = pending(&c).await;
+    for j in [&ok, &bad, &after_ok, &after_bad] {
+        let mine = notes.iter().filter(|n| n.job_id == j.id).count();
+        assert_eq!(mine, 1, "notifications of {}: {notes:?}", j.short_id);
+    }
+    assert_eq!(notes.len(), 4, "{notes:?}");
 }
