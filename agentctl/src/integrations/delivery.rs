@@ -17,6 +17,13 @@
 //! `wait_secs`, `wait`) are listed in `<session>/shown` by the MCP server;
 //! they are acked without being shown again.
 //!
+//! Bounds: `shown` keeps the newest [`SHOWN_KEEP`] job ids (a hand-over
+//! runs before every model call, so an id older than that has long been
+//! acked). A session's directory that nothing has touched for
+//! [`SESSION_DIR_MAX_AGE_DAYS`] days, with no hand-over in flight, is
+//! deleted when another session's directory is created, so the
+//! directories of ended agent sessions do not pile up.
+//!
 //! Size: a block stays under [`MAX_BLOCK_CHARS`]. Each result keeps its
 //! output tail while that fits; later ones show their header and a pointer
 //! to the `output` tool; what does not fit at all stays pending for the
@@ -42,6 +49,16 @@ use std::path::{Path, PathBuf};
 /// the model's context as it is (Claude Code caps hook output at 10,000
 /// characters), so longer output is left to the `output` tool.
 pub const MAX_BLOCK_CHARS: usize = 9_500;
+/// Job ids a session's `shown` file keeps: the newest this many. The file
+/// is cut back to them when it passes [`SHOWN_TRIM_BYTES`].
+pub const SHOWN_KEEP: usize = 1_000;
+/// Size past which `shown` is cut back to [`SHOWN_KEEP`] ids, in bytes
+/// (a job id and its newline take 33 bytes: about 2,000 ids).
+pub const SHOWN_TRIM_BYTES: u64 = 64 * 1024;
+/// Age, in days, after which an untouched session directory is deleted
+/// (the same as `[retention] max_age_days`'s default in agentd).
+pub const SESSION_DIR_MAX_AGE_DAYS: u64 = 30;
+
 /// Longest command shown in a result's header, in characters.
 const MAX_COMMAND_CHARS: usize = 200;
 /// Most notifications looked at per hand-over.
@@ -126,19 +143,44 @@ pub async fn finish(client: &Client, session: &str, handover: &Handover) -> anyh
 /// Errors: the file cannot be written.
 pub async fn note_shown(session: &str, job_id: &str) -> anyhow::Result<()> {
     let dir = state_dir(session)?;
-    let line = format!("{job_id}\n");
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        create_dir(&dir)?;
-        let path = dir.join("shown");
-        // One short O_APPEND write: lines from two processes never mix.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .with_context(|| format!("cannot write {}", path.display()))
-    })
-    .await?
+    let job_id = job_id.to_string();
+    tokio::task::spawn_blocking(move || append_shown(&dir, &job_id)).await?
+}
+
+/// Appends `job_id` to `dir/shown` and, past [`SHOWN_TRIM_BYTES`], cuts
+/// the file back to its newest [`SHOWN_KEEP`] ids: written to a temporary
+/// file, fsynced and renamed over it, so a reader sees either the old list
+/// or the new one. Appends and cuts hold an exclusive `flock` on `dir`, so
+/// an id appended by another process is never lost in a cut. Blocking.
+///
+/// Errors: the directory or the file cannot be written.
+fn append_shown(dir: &Path, job_id: &str) -> anyhow::Result<()> {
+    create_dir(dir)?;
+    let lock =
+        std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("cannot lock {}", dir.display()))?;
+    let path = dir.join("shown");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(format!("{job_id}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if f.metadata()?.len() <= SHOWN_TRIM_BYTES {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let kept = lines[lines.len().saturating_sub(SHOWN_KEEP)..].join("\n") + "\n";
+    let tmp = dir.join("shown.tmp");
+    let mut t =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    t.write_all(kept.as_bytes())?;
+    t.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// Builds the hand-over from pending notifications (oldest first): which
@@ -277,13 +319,62 @@ async fn read_shown(path: &Path) -> HashSet<String> {
     .unwrap_or_default()
 }
 
+/// Creates a session's directory (mode 0700) when it does not exist yet,
+/// and then deletes the directories of sessions gone quiet
+/// ([`expire_sessions`]).
 fn create_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    // Only among the sessions' directories (a name is never a path; see
+    // binding::sanitize and session::validate_name).
+    if let Some(root) = dir.parent().filter(|r| r.ends_with("integrations")) {
+        let max_age = std::time::Duration::from_secs(SESSION_DIR_MAX_AGE_DAYS * 86_400);
+        expire_sessions(root, dir, std::time::SystemTime::now(), max_age);
+    }
+    Ok(())
+}
+
+/// Deletes the session directories under `root` (but `keep`) that have no
+/// hand-over in flight (no `injected` record) and whose newest change (of
+/// the directory or of its `shown` file) is older than `max_age` at `now`.
+/// Best effort: what cannot be read or deleted is left as it is. Returns
+/// how many were deleted. Blocking.
+fn expire_sessions(
+    root: &Path,
+    keep: &Path,
+    now: std::time::SystemTime,
+    max_age: std::time::Duration,
+) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let modified = |p: &Path| std::fs::symlink_metadata(p).and_then(|m| m.modified()).ok();
+    let mut deleted = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path == keep || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if path.join("injected").exists() {
+            continue;
+        }
+        let newest = [modified(&path), modified(&path.join("shown"))]
+            .into_iter()
+            .flatten()
+            .max();
+        let old = newest.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > max_age));
+        if old && std::fs::remove_dir_all(&path).is_ok() {
+            deleted += 1;
+        }
+    }
+    deleted
 }
 
 #[cfg(test)]
@@ -383,5 +474,60 @@ mod tests {
         assert_eq!(h.up_to_seq, 3, "the ack must reach the drop");
         assert_eq!(h.block, notifications::block_with_dropped(&[], 4));
         assert!(compose(Vec::new(), (0, None), &HashSet::new()).is_none());
+    }
+
+    #[test]
+    fn shown_keeps_the_newest_ids_and_loses_none_of_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("integrations/s");
+        let id = |i: usize| format!("{i:032x}");
+        let n = 5_000;
+        for i in 0..n {
+            append_shown(&dir, &id(i)).unwrap();
+        }
+        let path = dir.join("shown");
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len <= SHOWN_TRIM_BYTES, "shown is {len} bytes");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: Vec<&str> = text.lines().collect();
+        assert!(kept.len() >= SHOWN_KEEP, "{} ids kept", kept.len());
+        // The newest ids, in order, without a gap, up to the last one.
+        let first = n - kept.len();
+        let want: Vec<String> = (first..n).map(id).collect();
+        assert_eq!(kept, want);
+        assert!(!dir.join("shown.tmp").exists());
+    }
+
+    #[test]
+    fn quiet_session_dirs_go_when_a_new_one_is_made_and_busy_ones_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("integrations");
+        let make = |name: &str, files: &[&str]| {
+            let d = root.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            for f in files {
+                std::fs::write(d.join(f), "x\n").unwrap();
+            }
+            d
+        };
+        let old = make("old", &["shown"]);
+        let in_flight = make("in-flight", &["injected"]);
+        let recent = make("recent", &["shown"]);
+        let day = std::time::Duration::from_secs(86_400);
+        let max_age = day * 30;
+        // As if 31 days had passed: every dir above is then too old but
+        // the one with a hand-over in flight.
+        let later = std::time::SystemTime::now() + day * 31;
+        let new = make("new", &[]);
+        assert_eq!(expire_sessions(&root, &new, later, max_age), 2);
+        assert!(!old.exists() && !recent.exists());
+        assert!(in_flight.exists() && new.exists());
+        // Now: a dir changed within 30 days stays.
+        let recent = make("recent", &["shown"]);
+        assert_eq!(
+            expire_sessions(&root, &new, std::time::SystemTime::now(), max_age),
+            0
+        );
+        assert!(recent.exists());
     }
 }
