@@ -150,37 +150,53 @@ pub async fn note_shown(session: &str, job_id: &str) -> anyhow::Result<()> {
 /// Appends `job_id` to `dir/shown` and, past [`SHOWN_TRIM_BYTES`], cuts
 /// the file back to its newest [`SHOWN_KEEP`] ids: written to a temporary
 /// file, fsynced and renamed over it, so a reader sees either the old list
-/// or the new one. Appends and cuts hold an exclusive `flock` on `dir`, so
-/// an id appended by another process is never lost in a cut. Blocking.
+/// or the new one. Appends and cuts hold an exclusive `flock` on
+/// `dir/lock` (a regular file opened for writing, so that NFS's emulation
+/// of `flock` works too), so an id another process appends is never lost
+/// in a cut. Where the lock cannot be taken the id is still appended, and
+/// the cut waits for a later append that gets the lock. Blocking.
 ///
 /// Errors: the directory or the file cannot be written.
 fn append_shown(dir: &Path, job_id: &str) -> anyhow::Result<()> {
     create_dir(dir)?;
-    let lock =
-        std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .with_context(|| format!("cannot lock {}", dir.display()))?;
+    let locked = lock(dir, rustix::fs::FlockOperation::LockExclusive);
     let path = dir.join("shown");
+    let context = || format!("cannot write {}", path.display());
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(context)?;
+    // One short O_APPEND write: lines from two processes never mix.
     f.write_all(format!("{job_id}\n").as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    if f.metadata()?.len() <= SHOWN_TRIM_BYTES {
+        .with_context(context)?;
+    if locked.is_none() || f.metadata().with_context(context)?.len() <= SHOWN_TRIM_BYTES {
         return Ok(());
     }
-    let text = std::fs::read_to_string(&path)?;
+    let text = std::fs::read_to_string(&path).with_context(context)?;
     let lines: Vec<&str> = text.lines().collect();
     let kept = lines[lines.len().saturating_sub(SHOWN_KEEP)..].join("\n") + "\n";
     let tmp = dir.join("shown.tmp");
-    let mut t =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    t.write_all(kept.as_bytes())?;
-    t.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut t = std::fs::File::create(&tmp).with_context(context)?;
+    t.write_all(kept.as_bytes()).with_context(context)?;
+    t.sync_all().with_context(context)?;
+    std::fs::rename(&tmp, &path).with_context(context)?;
     Ok(())
+}
+
+/// Takes `op` (an exclusive `flock`, blocking or not) on `dir/lock`,
+/// creating it; the lock holds while the returned file is open. `None`
+/// when it cannot be opened or locked (or, non-blocking, is held).
+fn lock(dir: &Path, op: rustix::fs::FlockOperation) -> Option<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join("lock"))
+        .ok()?;
+    rustix::fs::flock(&f, op).ok()?;
+    Some(f)
 }
 
 /// Builds the hand-over from pending notifications (oldest first): which
@@ -344,6 +360,10 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 /// Deletes the session directories under `root` (but `keep`) that have no
 /// hand-over in flight (no `injected` record) and whose newest change (of
 /// the directory or of its `shown` file) is older than `max_age` at `now`.
+/// Only the files a session's directory holds are deleted (`shown`,
+/// `shown.tmp`, `lock`), then the directory itself, which fails and stays
+/// when anything else is in it, such as a record a hook resuming that
+/// session has just written. A directory whose lock is held is left alone.
 /// Best effort: what cannot be read or deleted is left as it is. Returns
 /// how many were deleted. Blocking.
 fn expire_sessions(
@@ -370,7 +390,16 @@ fn expire_sessions(
             .flatten()
             .max();
         let old = newest.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age > max_age));
-        if old && std::fs::remove_dir_all(&path).is_ok() {
+        if !old {
+            continue;
+        }
+        let Some(_held) = lock(&path, rustix::fs::FlockOperation::NonBlockingLockExclusive) else {
+            continue;
+        };
+        for file in ["shown", "shown.tmp", "lock"] {
+            let _ = std::fs::remove_file(path.join(file));
+        }
+        if std::fs::remove_dir(&path).is_ok() {
             deleted += 1;
         }
     }
@@ -499,35 +528,85 @@ mod tests {
     }
 
     #[test]
+    fn appends_from_many_writers_at_once_lose_no_id_across_cuts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("integrations/s");
+        let (writers, each) = (4, 1_500);
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                let dir = &dir;
+                scope.spawn(move || {
+                    for i in 0..each {
+                        append_shown(dir, &format!("{w:016x}{i:016x}")).unwrap();
+                    }
+                });
+            }
+        });
+        // 6,000 ids of 33 bytes: cut several times. A cut keeps the newest
+        // ids, so what is left of each writer is the end of what it wrote,
+        // without a gap: an id lost in a cut would leave one.
+        let text = std::fs::read_to_string(dir.join("shown")).unwrap();
+        let kept: Vec<(usize, usize)> = text
+            .lines()
+            .map(|l| {
+                let (w, i) = l.split_at(16);
+                let n = |h| usize::from_str_radix(h, 16).unwrap();
+                (n(w), n(i))
+            })
+            .collect();
+        assert!(kept.len() >= SHOWN_KEEP, "{} ids kept", kept.len());
+        for w in 0..writers {
+            let mine: Vec<usize> = kept.iter().filter(|k| k.0 == w).map(|k| k.1).collect();
+            let want: Vec<usize> = (each - mine.len()..each).collect();
+            assert_eq!(mine, want, "writer {w}'s ids");
+        }
+    }
+
+    /// Sets the modification time of `path` (a file or a directory).
+    fn age(path: &Path, days: u64) {
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+        std::fs::File::open(path).unwrap().set_modified(t).unwrap();
+    }
+
+    #[test]
     fn quiet_session_dirs_go_when_a_new_one_is_made_and_busy_ones_stay() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("integrations");
-        let make = |name: &str, files: &[&str]| {
+        let make = |name: &str, files: &[&str], days: u64| {
             let d = root.join(name);
             std::fs::create_dir_all(&d).unwrap();
             for f in files {
                 std::fs::write(d.join(f), "x\n").unwrap();
+                age(&d.join(f), days);
             }
+            age(&d, days);
             d
         };
-        let old = make("old", &["shown"]);
-        let in_flight = make("in-flight", &["injected"]);
-        let recent = make("recent", &["shown"]);
-        let day = std::time::Duration::from_secs(86_400);
-        let max_age = day * 30;
-        // As if 31 days had passed: every dir above is then too old but
-        // the one with a hand-over in flight.
-        let later = std::time::SystemTime::now() + day * 31;
-        let new = make("new", &[]);
-        assert_eq!(expire_sessions(&root, &new, later, max_age), 2);
-        assert!(!old.exists() && !recent.exists());
-        assert!(in_flight.exists() && new.exists());
-        // Now: a dir changed within 30 days stays.
-        let recent = make("recent", &["shown"]);
-        assert_eq!(
-            expire_sessions(&root, &new, std::time::SystemTime::now(), max_age),
-            0
-        );
-        assert!(recent.exists());
+        let old = make("old", &["shown", "lock"], 40);
+        let in_flight = make("in-flight", &["shown", "injected"], 40);
+        let recent = make("recent", &["shown"], 3);
+        // The directory is old but its `shown` was appended to lately.
+        let appended = make("appended", &["shown"], 40);
+        age(&appended.join("shown"), 1);
+        // Not a session's directory: something else in it, so it stays.
+        let foreign = make("foreign", &["notes.txt"], 40);
+        // Making a new session's directory expires the others.
+        append_shown(&root.join("new"), "id").unwrap();
+        assert!(!old.exists());
+        assert!(in_flight.exists() && recent.exists() && appended.exists());
+        assert!(foreign.join("notes.txt").exists());
+        // An existing one does not look again.
+        let old = make("old", &["shown"], 40);
+        append_shown(&root.join("new"), "id2").unwrap();
+        assert!(old.exists());
+        // A held lock keeps a directory too.
+        let held = lock(&old, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        age(&old, 40);
+        let later = std::time::SystemTime::now();
+        let max_age = std::time::Duration::from_secs(30 * 86_400);
+        assert_eq!(expire_sessions(&root, &root.join("new"), later, max_age), 0);
+        drop(held);
+        assert_eq!(expire_sessions(&root, &root.join("new"), later, max_age), 1);
+        assert!(!old.exists());
     }
 }

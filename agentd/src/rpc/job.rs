@@ -187,7 +187,18 @@ pub async fn submit(d: &Arc<Daemon>, p: SubmitParams) -> Result<Job, RpcError> {
         .map(|s| s.writable.clone())
         .unwrap_or_default();
     let slurm = (executor == agentd_proto::Executor::Slurm).then(|| d.config.slurm.clone());
+    let Some(turn) = crate::memory::user_path_turn().await else {
+        return Err(RpcError::new(
+            codes::LIMIT_EXCEEDED,
+            format!(
+                "agentd has waited {} s for the path checks of {} earlier submits (a hung network mount?); try again once they return",
+                crate::memory::USER_PATH_WAIT_SECS,
+                crate::memory::USER_PATH_CHECKS
+            ),
+        ));
+    };
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         if let Some(slurm) = slurm
             && slurm.locate("sbatch").is_none()
         {
