@@ -170,19 +170,52 @@ fn capped_output(
     rt.block_on(figures::capped_output(&capped, &client, sizes))
 }
 
+/// An agentd of its own for an `--only-*` run: its temp dir, its config
+/// (`\n` in the flag's text made a newline), a runtime and a client.
+struct Alone {
+    tmp: tempfile::TempDir,
+    config: Option<String>,
+    agentd: agentd_side::Agentd,
+    rt: tokio::runtime::Runtime,
+    client: Arc<agentd_proto::Client>,
+}
+
+impl Alone {
+    /// Starts `bin_dir/agentd` with `config` (`--agentd-config`) in a new
+    /// temp dir and connects to it.
+    ///
+    /// Errors: the temp dir, the daemon or the connection.
+    fn start(bin_dir: &Path, config: Option<&str>) -> anyhow::Result<Alone> {
+        let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
+        std::fs::create_dir_all(tmp.path().join("agentd"))?;
+        let config = config.map(|c| c.replace("\\n", "\n"));
+        let agentd = agentd_side::Agentd::start_with_config(
+            bin_dir,
+            &tmp.path().join("agentd"),
+            config.as_deref(),
+        )?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = Arc::new(rt.block_on(agentd.client())?);
+        Ok(Alone {
+            tmp,
+            config,
+            agentd,
+            rt,
+            client,
+        })
+    }
+}
+
 fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::Result<bool> {
-    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
-    std::fs::create_dir_all(tmp.path().join("agentd"))?;
-    let config = config.map(|c| c.replace("\\n", "\n"));
-    let agentd = agentd_side::Agentd::start_with_config(
-        bin_dir,
-        &tmp.path().join("agentd"),
-        config.as_deref(),
-    )?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let client = Arc::new(rt.block_on(agentd.client())?);
+    let Alone {
+        tmp,
+        config,
+        agentd,
+        rt,
+        client,
+    } = Alone::start(bin_dir, config)?;
     let mut rows = Vec::new();
     let step = |name: &str| eprintln!("agentd-bench: {name} ...");
     step("submit to notification");
@@ -216,18 +249,13 @@ fn only_hot_path(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::
 /// Runs the steady load alone (after filling the table to the default
 /// `max_finished_jobs`) and prints its row; true when its target was met.
 fn only_steady(bin_dir: &Path, sizes: Sizes, config: Option<&str>) -> anyhow::Result<bool> {
-    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
-    std::fs::create_dir_all(tmp.path().join("agentd"))?;
-    let config = config.map(|c| c.replace("\\n", "\n"));
-    let agentd = agentd_side::Agentd::start_with_config(
-        bin_dir,
-        &tmp.path().join("agentd"),
-        config.as_deref(),
-    )?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let client = Arc::new(rt.block_on(agentd.client())?);
+    let Alone {
+        tmp: _tmp,
+        config,
+        agentd,
+        rt,
+        client,
+    } = Alone::start(bin_dir, config)?;
     eprintln!("agentd-bench: steady load ...");
     let row = rt.block_on(steady::steady(
         &agentd,
