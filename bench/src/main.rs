@@ -126,13 +126,13 @@ fn main() -> ExitCode {
 /// Runs the sandbox figures alone against a fresh agentd and prints them;
 /// true when their targets were met.
 fn only_sandbox(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
-    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
-    std::fs::create_dir_all(tmp.path().join("agentd"))?;
-    let agentd = agentd_side::Agentd::start(bin_dir, &tmp.path().join("agentd"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let client = Arc::new(rt.block_on(agentd.client())?);
+    let Alone {
+        tmp,
+        agentd: _agentd,
+        rt,
+        client,
+        ..
+    } = Alone::start(bin_dir, None)?;
     let cwd = tmp.path().display().to_string();
     let rows = vec![
         rt.block_on(sandbox::submit_round_trip(&client, sizes.cli_samples, &cwd))?,
@@ -296,13 +296,13 @@ fn only_history(bin_dir: &Path, sizes: history::HistorySizes) -> anyhow::Result<
 /// Runs the dependency-chain figure alone against a fresh agentd and
 /// prints it; true when its target was met.
 fn only_queue(bin_dir: &Path, sizes: Sizes) -> anyhow::Result<bool> {
-    let tmp = tempfile::Builder::new().prefix("agentd-bench-").tempdir()?;
-    std::fs::create_dir_all(tmp.path().join("agentd"))?;
-    let agentd = agentd_side::Agentd::start(bin_dir, &tmp.path().join("agentd"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let client = rt.block_on(agentd.client())?;
+    let Alone {
+        tmp,
+        agentd: _agentd,
+        rt,
+        client,
+        ..
+    } = Alone::start(bin_dir, None)?;
     let cwd = tmp.path().display().to_string();
     let rows = vec![rt.block_on(queue::chain(&client, sizes.chain, &cwd))?];
     let header = format!(
